@@ -1,0 +1,194 @@
+//! Every limit and timeout pushlab enforces, with its default and the reason
+//! for it, in one place.
+//!
+//! The command line (`src/main.rs`) fills a [`Config`]; the sans-I/O core reads
+//! it and never looks anywhere else for a number. Durations are written
+//! `500ms`, `15s`, `2m`, `1h`; sizes in bytes with an optional `KiB`/`MiB`
+//! suffix ([`parse_duration`], [`parse_size`]).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Largest request head (request line + headers) accepted. Browsers send
+/// well under 8 KiB; nginx's default `large_client_header_buffers` is 4 × 8 KiB.
+/// A larger head gets `431 Request Header Fields Too Large`.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Most header fields in one request head (httparse needs a fixed array).
+pub const MAX_HEADERS: usize = 64;
+
+/// Most topics one subscriber may name in `topic=a,b,c` (DESIGN.md §1).
+pub const MAX_TOPICS_PER_SUBSCRIBER: usize = 32;
+
+/// Longest topic name in bytes (DESIGN.md §1).
+pub const MAX_TOPIC_LEN: usize = 128;
+
+/// Bytes read from a socket per `read` call; the buffer is owned by the event
+/// loop and shared by all connections, so an idle connection holds none.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// Most request bytes a client may pipeline behind a request that is still
+/// being answered (a held long poll, say). Past it the server stops reading
+/// that socket until the pending requests are answered.
+pub const MAX_PIPELINED_BYTES: usize = 64 * 1024;
+
+/// Most `IoSlice`s handed to one `writev` (Linux's `IOV_MAX` is 1024).
+pub const MAX_IOVECS: usize = 256;
+
+/// How long a shutdown waits for in-flight responses to flush before exiting.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// How long the listener is paused after `accept` fails with EMFILE/ENFILE, so
+/// a full descriptor table does not spin the loop on a listener that stays
+/// readable.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Everything the server needs to know, with documented defaults.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on (`--addr`; port 0 picks a free port).
+    pub addr: SocketAddr,
+    /// Messages kept per topic (`--history`).
+    pub history: usize,
+    /// Longest a message is kept (`--history-ttl`).
+    pub history_ttl: Duration,
+    /// Largest published message in bytes (`--max-message`) → `413`.
+    pub max_message: usize,
+    /// Most open client connections (`--max-connections`) → `503`.
+    pub max_connections: usize,
+    /// Time allowed for a complete request head (`--head-timeout`) → `408`.
+    pub head_timeout: Duration,
+    /// Idle keep-alive connections are closed after this (`--idle-timeout`).
+    pub idle_timeout: Duration,
+    /// Default hold of a long poll when the request names no `timeout`.
+    pub long_poll_default: Duration,
+    /// Longest hold a long poll may ask for (`--long-poll-max`).
+    pub long_poll_max: Duration,
+    /// SSE comment heartbeat interval (`--heartbeat`).
+    pub heartbeat: Duration,
+    /// SSE `retry:` advice sent first on every stream (`--sse-retry`).
+    pub sse_retry: Duration,
+    /// Optional maximum SSE stream lifetime, with jitter (`--sse-max-lifetime`).
+    pub sse_max_lifetime: Option<Duration>,
+    /// WebSocket ping interval (`--ws-ping`); a peer silent for two intervals
+    /// is closed.
+    pub ws_ping: Duration,
+    /// Largest WebSocket message a client may send (`--ws-max-message`) → 1009.
+    pub ws_max_message: usize,
+    /// Most bytes queued for one connection before it counts as a slow
+    /// consumer and is disconnected (`--max-queued-bytes`).
+    pub max_queued_bytes: usize,
+    /// Bearer token required by `POST /publish` (`--publish-token`) → `401`.
+    pub publish_token: Option<String>,
+    /// Origins allowed to open WebSockets (`--allow-origin`); empty means
+    /// same-origin only.
+    pub allow_origins: Vec<String>,
+    /// Print one line per socket event (`--trace`).
+    pub trace: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            history: 1024,
+            history_ttl: Duration::from_secs(3600),
+            max_message: 64 * 1024,
+            max_connections: 10_000,
+            head_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            long_poll_default: Duration::from_secs(30),
+            long_poll_max: Duration::from_secs(120),
+            heartbeat: Duration::from_secs(15),
+            sse_retry: Duration::from_secs(2),
+            sse_max_lifetime: None,
+            ws_ping: Duration::from_secs(30),
+            ws_max_message: 16 * 1024 * 1024,
+            max_queued_bytes: 1024 * 1024,
+            publish_token: None,
+            allow_origins: Vec::new(),
+            trace: false,
+        }
+    }
+}
+
+/// A duration or size on the command line that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError(pub String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Reads `500ms`, `15s`, `2m`, `1h` (a bare number means seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| ParseError(format!("`{s}` is not a duration like 500ms, 15s, 2m, 1h")))?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => {
+            return Err(ParseError(format!(
+                "`{s}`: unknown duration unit `{unit}` (use ms, s, m or h)"
+            )))
+        }
+    };
+    ms.map(Duration::from_millis)
+        .ok_or_else(|| ParseError(format!("`{s}` is too long a duration")))
+}
+
+/// Reads `65536`, `64KiB`, `16MiB` (also `KB`/`MB`/`K`/`M` as binary units).
+pub fn parse_size(s: &str) -> Result<usize, ParseError> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| ParseError(format!("`{s}` is not a size like 65536, 64KiB, 16MiB")))?;
+    let mul = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "KB" | "K" | "k" => 1024,
+        "MiB" | "MB" | "M" => 1024 * 1024,
+        "GiB" | "GB" | "G" => 1024 * 1024 * 1024,
+        other => return Err(ParseError(format!("`{s}`: unknown size unit `{other}`"))),
+    };
+    n.checked_mul(mul)
+        .ok_or_else(|| ParseError(format!("`{s}` is too large a size")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_every_documented_unit() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn sizes_read_binary_suffixes() {
+        assert_eq!(parse_size("65536"), Ok(65536));
+        assert_eq!(parse_size("64KiB"), Ok(65536));
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert!(parse_size("12XB").is_err());
+        assert!(parse_size("-1").is_err());
+    }
+}

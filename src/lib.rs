@@ -1,0 +1,38 @@
+//! # pushlab
+//!
+//! Short polling, long polling, Server-Sent Events and WebSockets served from
+//! one hand-written `mio` event loop, with no async runtime. Every protocol
+//! byte is produced and parsed by this crate's own code (HTTP heads are
+//! tokenised by `httparse`), so a reader can step from `accept()` to the byte
+//! that reaches the browser.
+//!
+//! ## The map
+//!
+//! The folder tree is the architecture: a sans-I/O core and a thin I/O shell.
+//!
+//! | module | what it is | touches I/O? |
+//! | --- | --- | --- |
+//! | [`config`] | every limit and timeout, with defaults | no |
+//! | [`wire`] | pure codecs: HTTP/1.1, query strings, JSON, SSE, WebSocket | no |
+//! | [`hub`] | topics, ids, ring-buffer history, subscribers | no |
+//! | [`timers`] | deadlines, with time passed in | no |
+//! | [`session`] | one connection's state machine per transport | no |
+//! | [`stats`] | socket counters per transport, trace events | no |
+//! | [`server`] | the `mio` loop: sockets, clock, signals | **yes — the only one** |
+//!
+//! ## Start reading here
+//!
+//! 1. [`server`] — the loop, top to bottom, like mio's `tcp_server` example.
+//! 2. [`session`] — what a connection does with the bytes it is given.
+//! 3. [`session::short_poll`] and [`session::long_poll`] — the simplest
+//!    transports, then [`wire::sse`] and the WebSocket codec.
+//! 4. [`hub`] — how one cursor serves any set of topics without losing a
+//!    message silently.
+
+pub mod config;
+pub mod hub;
+pub mod server;
+pub mod session;
+pub mod stats;
+pub mod timers;
+pub mod wire;

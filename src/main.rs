@@ -1,0 +1,147 @@
+//! The `pushlab` command: `pushlab [serve]` runs the server.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use pushlab::config::{parse_duration, parse_size, Config};
+use pushlab::server::Server;
+
+#[derive(Parser)]
+#[command(
+    name = "pushlab",
+    version,
+    about = "Short polling, long polling, SSE and WebSockets from one mio event loop"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+}
+
+fn duration(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn size(s: &str) -> Result<usize, String> {
+    parse_size(s).map_err(|e| e.to_string())
+}
+
+/// Every limit and timeout; defaults are those of `Config::default()`.
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: std::net::SocketAddr,
+    /// Messages kept per topic.
+    #[arg(long, default_value = "1024")]
+    history: usize,
+    /// Longest a message is kept.
+    #[arg(long, default_value = "1h", value_parser = duration)]
+    history_ttl: std::time::Duration,
+    /// Largest published message (bytes, KiB, MiB) → 413.
+    #[arg(long, default_value = "64KiB", value_parser = size)]
+    max_message: usize,
+    /// Most open client connections → 503.
+    #[arg(long, default_value = "10000")]
+    max_connections: usize,
+    /// Time allowed for a complete request head → 408.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    head_timeout: std::time::Duration,
+    /// Idle keep-alive connections are closed after this.
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    idle_timeout: std::time::Duration,
+    /// Longest hold a long poll may ask for with `timeout=`.
+    #[arg(long, default_value = "120s", value_parser = duration)]
+    long_poll_max: std::time::Duration,
+    /// SSE heartbeat comment interval.
+    #[arg(long, default_value = "15s", value_parser = duration)]
+    heartbeat: std::time::Duration,
+    /// SSE `retry:` advice sent first on every stream.
+    #[arg(long, default_value = "2s", value_parser = duration)]
+    sse_retry: std::time::Duration,
+    /// Close SSE streams after this long (with up to 10 % jitter); off by default.
+    #[arg(long, value_parser = duration)]
+    sse_max_lifetime: Option<std::time::Duration>,
+    /// WebSocket ping interval; a peer silent for two intervals is closed.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    ws_ping: std::time::Duration,
+    /// Largest WebSocket message a client may send → close 1009.
+    #[arg(long, default_value = "16MiB", value_parser = size)]
+    ws_max_message: usize,
+    /// Bytes queued for one subscriber before it is cut as a slow consumer.
+    #[arg(long, default_value = "1MiB", value_parser = size)]
+    max_queued_bytes: usize,
+    /// Require `Authorization: Bearer TOKEN` on POST /publish → 401.
+    #[arg(long)]
+    publish_token: Option<String>,
+    /// Origins allowed to open WebSockets (repeatable; none = same-origin only).
+    #[arg(long = "allow-origin")]
+    allow_origin: Vec<String>,
+    /// Print one line per socket event.
+    #[arg(long)]
+    trace: bool,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> Config {
+        Config {
+            addr: self.addr,
+            history: self.history,
+            history_ttl: self.history_ttl,
+            max_message: self.max_message,
+            max_connections: self.max_connections,
+            head_timeout: self.head_timeout,
+            idle_timeout: self.idle_timeout,
+            long_poll_max: self.long_poll_max,
+            heartbeat: self.heartbeat,
+            sse_retry: self.sse_retry,
+            sse_max_lifetime: self.sse_max_lifetime,
+            ws_ping: self.ws_ping,
+            ws_max_message: self.ws_max_message,
+            max_queued_bytes: self.max_queued_bytes,
+            publish_token: self.publish_token,
+            allow_origins: self.allow_origin,
+            trace: self.trace,
+            ..Config::default()
+        }
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    let mut server = match Server::bind(config.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pushlab: cannot listen on {}: {e}", config.addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = server.handle_signals() {
+        eprintln!("pushlab: cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
+    // The first line on stdout is the contract tests and scripts read.
+    println!("pushlab listening on http://{}/", server.local_addr());
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pushlab: event loop failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Serve(args)) => serve(args.into_config()),
+        None => serve(cli.serve.into_config()),
+    }
+}

@@ -1,0 +1,371 @@
+//! Request/response traffic on a session: reading heads and bodies,
+//! dispatching on the route, the plain endpoints (`/publish`, `/stats`,
+//! `/metrics`, the page) and the response writers every transport uses.
+
+use std::rc::Rc;
+
+use super::routing::{route, Route, Routed};
+use super::{Ctx, Lifecycle, Session, State};
+use crate::config::MAX_HEAD_BYTES;
+use crate::stats::Transport;
+use crate::wire::http1::{
+    self, find_head_end, parse_head, BodyDecoder, BodyFraming, BodyStatus, HeadEnd, Method,
+    RequestHead, ResponseHead,
+};
+use crate::wire::json;
+use crate::wire::query::Query;
+
+/// The demo page, embedded in the binary.
+pub const PAGE: &[u8] = include_bytes!("../../static/index.html");
+
+/// What a response needs to know about the request it answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReqInfo {
+    /// The connection persists after the response.
+    pub keep_alive: bool,
+    /// `HEAD`: send the head only.
+    pub head_only: bool,
+}
+
+impl ReqInfo {
+    pub(crate) fn of(head: &RequestHead) -> ReqInfo {
+        ReqInfo {
+            keep_alive: head.keep_alive,
+            head_only: head.method == Method::Head,
+        }
+    }
+}
+
+impl Session {
+    /// Looks for a complete head in `input` and acts on it. Returns whether
+    /// anything changed (so the caller loops while there is progress).
+    pub(super) fn step_head(&mut self, ctx: &mut Ctx) -> bool {
+        let State::Head { scanned, .. } = &mut self.state else {
+            return false;
+        };
+        let len = match find_head_end(&self.input, *scanned) {
+            HeadEnd::Incomplete { scanned: s } => {
+                *scanned = s;
+                if self.input.len() > MAX_HEAD_BYTES {
+                    self.respond_error(431, &http1::HeadError::TooLarge.to_string(), true, ctx);
+                    return true;
+                }
+                return false;
+            }
+            HeadEnd::Complete(len) => len,
+        };
+        if len > MAX_HEAD_BYTES {
+            self.respond_error(431, &http1::HeadError::TooLarge.to_string(), true, ctx);
+            return true;
+        }
+        let parsed = parse_head(&self.input[..len]);
+        self.input.drain(..len);
+        let head = match parsed {
+            Ok(head) => head,
+            Err(e) => {
+                self.respond_error(e.status(), &e.to_string(), true, ctx);
+                return true;
+            }
+        };
+        let (id, t, target) = (self.id, self.transport, head.target.clone());
+        let method = head.method.as_str().to_string();
+        ctx.trace(id, t, "request", len, || format!("{method} {target}"));
+
+        let routed = route(&head.method, head.path());
+        let needs_body = routed == Routed::Found(Route::Publish);
+        if head.framing == BodyFraming::None && !needs_body {
+            self.dispatch(head, Vec::new(), ctx);
+            return true;
+        }
+        if needs_body && head.framing == BodyFraming::None {
+            // RFC 9110 §8.6: a POST without a length is refused with 411
+            // (a zero-length publish says `Content-Length: 0`).
+            self.respond_error(
+                411,
+                "publish needs Content-Length or chunked body",
+                !head.keep_alive,
+                ctx,
+            );
+            return true;
+        }
+        // Refuse before the client sends its body when we can already tell.
+        if needs_body {
+            if let Err((status, why)) = self.check_publish(&head, ctx) {
+                self.respond_error(status, &why, true, ctx);
+                return true;
+            }
+        }
+        let limit = if needs_body {
+            ctx.config.max_message
+        } else {
+            MAX_HEAD_BYTES
+        };
+        let decoder = match BodyDecoder::new(head.framing, limit) {
+            Ok(d) => d,
+            Err(e) => {
+                self.respond_error(e.status(), &e.to_string(), true, ctx);
+                return true;
+            }
+        };
+        // RFC 9110 §10.1.1: send 100 Continue once we mean to read the body.
+        if head.expect_continue {
+            self.out.push_slice(http1::CONTINUE);
+        }
+        self.state = State::Body {
+            head: Box::new(head),
+            decoder,
+            body: Vec::new(),
+            deadline: ctx.now + ctx.config.head_timeout,
+        };
+        true
+    }
+
+    /// Feeds `input` to the body decoder; dispatches once the body is whole.
+    pub(super) fn step_body(&mut self, ctx: &mut Ctx) -> bool {
+        let State::Body { decoder, body, .. } = &mut self.state else {
+            return false;
+        };
+        if self.input.is_empty() && !decoder.is_empty_body() {
+            return false;
+        }
+        match decoder.decode(&self.input, body) {
+            Ok(BodyStatus::Incomplete) => {
+                self.input.clear();
+                false
+            }
+            Ok(BodyStatus::Complete { consumed }) => {
+                self.input.drain(..consumed);
+                let State::Body { head, body, .. } = std::mem::replace(
+                    &mut self.state,
+                    State::Head {
+                        scanned: 0,
+                        deadline: None,
+                    },
+                ) else {
+                    unreachable!("matched above");
+                };
+                self.dispatch(*head, body, ctx);
+                true
+            }
+            Err(e) => {
+                self.respond_error(e.status(), &e.to_string(), true, ctx);
+                true
+            }
+        }
+    }
+
+    /// Answers one complete request.
+    fn dispatch(&mut self, head: RequestHead, body: Vec<u8>, ctx: &mut Ctx) {
+        let req = ReqInfo::of(&head);
+        let routed = route(&head.method, head.path());
+        let r = match routed {
+            Routed::NotFound => {
+                self.count_request(Transport::Http, ctx);
+                let path = head.path().to_string();
+                return self.respond_error(
+                    404,
+                    &format!("no such path: {path}"),
+                    !req.keep_alive,
+                    ctx,
+                );
+            }
+            Routed::MethodNotAllowed { allow } => {
+                self.count_request(Transport::Http, ctx);
+                let why = format!("{} is not allowed here", head.method.as_str());
+                return self.respond_error_with(
+                    405,
+                    &why,
+                    !req.keep_alive,
+                    &[("Allow", allow)],
+                    ctx,
+                );
+            }
+            Routed::Found(r) => r,
+        };
+        let query = match Query::parse(head.query()) {
+            Ok(q) => q,
+            Err(e) => {
+                self.count_request(Transport::Http, ctx);
+                return self.respond_error(400, &e.0, !req.keep_alive, ctx);
+            }
+        };
+        match r {
+            Route::Page => {
+                self.count_request(Transport::Http, ctx);
+                self.respond_bytes(req, 200, "text/html; charset=utf-8", &[], PAGE, ctx);
+            }
+            Route::Stats => {
+                self.count_request(Transport::Http, ctx);
+                let uptime = ctx.now - ctx.started;
+                let body = ctx.stats.to_json(ctx.hub.epoch(), ctx.hub.head(), uptime);
+                self.respond_bytes(
+                    req,
+                    200,
+                    "application/json",
+                    &[("Cache-Control", "no-store")],
+                    &body,
+                    ctx,
+                );
+            }
+            Route::Metrics => {
+                self.count_request(Transport::Http, ctx);
+                let body = ctx.stats.to_prometheus();
+                self.respond_bytes(req, 200, "text/plain; version=0.0.4", &[], &body, ctx);
+            }
+            Route::Publish => {
+                self.count_request(Transport::Http, ctx);
+                self.publish(&head, &query, body, ctx);
+            }
+            Route::Poll => self.answer_poll(req, &query, ctx),
+            Route::LongPoll => self.start_long_poll(req, &query, ctx),
+            Route::Events | Route::Ws | Route::Echo | Route::Trace => {
+                self.count_request(Transport::Http, ctx);
+                self.respond_error(501, "this transport is not built yet", !req.keep_alive, ctx);
+            }
+        }
+    }
+
+    /// Counts a request under `t` (classifying the socket on its first one).
+    pub(super) fn count_request(&mut self, t: Transport, ctx: &mut Ctx) {
+        self.classify(t, ctx);
+        let c = ctx.stats.of(t);
+        c.requests += 1;
+        if self.answered > 0 {
+            c.requests_on_reused_socket += 1;
+        }
+    }
+
+    /// Token and topic checks that can be made from the head alone.
+    fn check_publish(&self, head: &RequestHead, ctx: &Ctx) -> Result<Rc<str>, (u16, String)> {
+        if let Some(token) = &ctx.config.publish_token {
+            let ok = head
+                .header("authorization")
+                .and_then(|v| v.strip_prefix(b"Bearer "))
+                .is_some_and(|given| constant_time_eq(given.trim_ascii(), token.as_bytes()));
+            if !ok {
+                return Err((401, "publish needs Authorization: Bearer <token>".into()));
+            }
+        }
+        let query = Query::parse(head.query()).map_err(|e| (400, e.0))?;
+        query.single_topic().map_err(|e| (400, e.0))
+    }
+
+    fn publish(&mut self, head: &RequestHead, query: &Query, body: Vec<u8>, ctx: &mut Ctx) {
+        let req = ReqInfo::of(head);
+        let _ = query;
+        let topic = match self.check_publish(head, ctx) {
+            Ok(t) => t,
+            Err((401, why)) => {
+                return self.respond_error_with(
+                    401,
+                    &why,
+                    !req.keep_alive,
+                    &[("WWW-Authenticate", "Bearer")],
+                    ctx,
+                )
+            }
+            Err((status, why)) => return self.respond_error(status, &why, !req.keep_alive, ctx),
+        };
+        let Ok(data) = String::from_utf8(body) else {
+            return self.respond_error(400, "message is not UTF-8", !req.keep_alive, ctx);
+        };
+        match ctx.hub.publish(&topic, &data, ctx.now) {
+            Ok(msg) => {
+                ctx.stats.messages_published += 1;
+                let reply = json::publish_reply(&msg.topic, &msg.id);
+                ctx.published.push(msg);
+                self.respond_bytes(req, 200, "application/json", &[], &reply, ctx);
+            }
+            Err(e) => self.respond_error(e.status(), &e.to_string(), !req.keep_alive, ctx),
+        }
+    }
+
+    /// Writes a response head for a body of `len` bytes (the caller pushes
+    /// the body unless `req.head_only`).
+    pub(super) fn respond_head(
+        &mut self,
+        req: ReqInfo,
+        status: u16,
+        content_type: &str,
+        extra: &[(&str, &str)],
+        len: usize,
+    ) {
+        let mut head = Vec::with_capacity(160);
+        let mut h = ResponseHead::new(&mut head, status).header("Content-Type", content_type);
+        for (name, value) in extra {
+            h = h.header(name, value);
+        }
+        h.finish(len, req.keep_alive);
+        self.out.push_owned(head);
+    }
+
+    /// A whole response with a body copied from `body`.
+    pub(super) fn respond_bytes(
+        &mut self,
+        req: ReqInfo,
+        status: u16,
+        content_type: &str,
+        extra: &[(&str, &str)],
+        body: &[u8],
+        ctx: &mut Ctx,
+    ) {
+        self.respond_head(req, status, content_type, extra, body.len());
+        if !req.head_only {
+            self.out.push_slice(body);
+        }
+        self.finish_response(req, status, ctx);
+    }
+
+    /// After a response: trace it and move on to the next request.
+    pub(super) fn finish_response(&mut self, req: ReqInfo, status: u16, ctx: &mut Ctx) {
+        let (id, t, queued) = (self.id, self.transport, self.out.len());
+        ctx.trace(id, t, "response", queued, || status.to_string());
+        self.next_request(req.keep_alive, ctx);
+    }
+
+    /// A plain-text error response. `close` ends the connection after it
+    /// (always, when the request could not be framed).
+    pub(super) fn respond_error(&mut self, status: u16, why: &str, close: bool, ctx: &mut Ctx) {
+        self.respond_error_with(status, why, close, &[], ctx);
+    }
+
+    /// [`Session::respond_error`] with extra headers (`Allow`, …).
+    pub(super) fn respond_error_with(
+        &mut self,
+        status: u16,
+        why: &str,
+        close: bool,
+        extra: &[(&str, &str)],
+        ctx: &mut Ctx,
+    ) {
+        ctx.stats.errors_sent += 1;
+        let body = format!("{status} {}: {why}\n", http1::reason(status));
+        let req = ReqInfo {
+            keep_alive: !close,
+            head_only: false,
+        };
+        self.respond_head(req, status, "text/plain; charset=utf-8", extra, body.len());
+        self.out.push_owned(body.into_bytes());
+        let (id, t) = (self.id, self.transport);
+        ctx.trace(id, t, "response", 0, || format!("{status} {why}"));
+        if close {
+            self.state = State::Head {
+                scanned: 0,
+                deadline: None,
+            };
+            self.lifecycle = Lifecycle::Closing;
+            self.input = Vec::new();
+            self.answered += 1;
+        } else {
+            self.next_request(true, ctx);
+        }
+    }
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

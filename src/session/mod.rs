@@ -1,0 +1,422 @@
+//! One connection's state machine, with no I/O: bytes, time and published
+//! messages come in through `handle_*` methods; bytes go out through the
+//! connection's [`OutQueue`]; the hub, the counters and the trace are reached
+//! through a [`Ctx`] the caller lends for the duration of each call.
+//!
+//! This file owns every transition of a connection's life:
+//!
+//! ```text
+//!            ┌────────────── keep-alive ───────────────┐
+//!            v                                         │
+//! accept → Head ─→ Body ─→ (route) ─→ answer at once ──┤
+//!            │                  ├──→ LongPoll (held) ───┘  on message / timeout
+//!            │                  ├──→ Sse        (until close)
+//!            │                  └──→ WebSocket  (until close)
+//!            └─ error / Connection: close ─→ Closing ─→ Lingering ─→ Closed
+//! ```
+//!
+//! House rules, in the manner of h11:
+//! - Requests on one socket are answered strictly in order. While a long poll
+//!   is held, pipelined bytes behind it wait in `input` (bounded).
+//! - A request that cannot be framed (bad head, bad body) is answered and the
+//!   connection closed: the server no longer knows where the next one starts.
+//!   Errors in a well-framed request (404, 405, bad parameter) keep it open.
+//! - After a response that closes the connection, the server half-closes and
+//!   drains what the client still sends for a moment ([`Lifecycle::Lingering`]),
+//!   so the client reads the response instead of a reset.
+//!
+//! Call protocol for the event loop (see `server/`):
+//! 1. feed [`Session::handle_input`] / [`Session::handle_eof`] /
+//!    [`Session::handle_message`] / [`Session::handle_timeout`];
+//! 2. write [`Session::output`], then call [`Session::handle_flushed`] when it is
+//!    empty;
+//! 3. re-arm the timer at [`Session::next_deadline`]; stop reading while
+//!    [`Session::wants_read`] is false; drop the connection when
+//!    [`Session::lifecycle`] is [`Lifecycle::Closed`] (after
+//!    [`Session::handle_close`]).
+
+pub mod http;
+pub mod long_poll;
+pub mod output;
+pub mod routing;
+pub mod short_poll;
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::config::{Config, MAX_PIPELINED_BYTES};
+use crate::hub::{Hub, Message, SubscriberId};
+use crate::stats::{Stats, TraceEvent, Tracer, Transport};
+use crate::timers::Instant;
+use crate::wire::http1::{BodyDecoder, RequestHead};
+
+pub use output::OutQueue;
+
+/// How long a closing connection keeps draining client bytes after its
+/// last response, so the response is not lost to a TCP reset.
+pub const LINGER: Duration = Duration::from_secs(2);
+
+/// What a session may use while it handles one input. Lent by the event loop.
+pub struct Ctx<'a> {
+    /// The time of this loop turn.
+    pub now: Instant,
+    pub config: &'a Config,
+    pub hub: &'a mut dyn Hub,
+    pub stats: &'a mut Stats,
+    pub tracer: &'a mut Tracer,
+    /// Messages published during the call; the loop fans them out after it.
+    pub published: &'a mut Vec<Rc<Message>>,
+    /// When the server started (for `/stats` uptime).
+    pub started: Instant,
+}
+
+impl Ctx<'_> {
+    /// Records a trace event for `conn`.
+    pub fn trace(
+        &mut self,
+        conn: usize,
+        transport: Transport,
+        kind: &'static str,
+        bytes: usize,
+        detail: impl FnOnce() -> String,
+    ) {
+        let now = self.now;
+        self.tracer.record(|| TraceEvent {
+            at: now,
+            conn,
+            transport,
+            kind,
+            bytes,
+            detail: detail(),
+        });
+    }
+}
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// Reading requests / streaming.
+    Open,
+    /// Close once the output queue is flushed.
+    Closing,
+    /// Output sent and write side shut; draining input until EOF or timeout.
+    Lingering,
+    /// Drop the socket now.
+    Closed,
+}
+
+/// What the connection is doing.
+pub(crate) enum State {
+    /// Waiting for (the rest of) a request head.
+    Head {
+        /// Bytes of `input` already scanned for the end of the head.
+        scanned: usize,
+        /// Deadline for the head: set when its first byte arrives (or at
+        /// accept). `None` while an idle keep-alive connection waits.
+        deadline: Option<Instant>,
+    },
+    /// Reading a request body.
+    Body {
+        head: Box<RequestHead>,
+        decoder: BodyDecoder,
+        body: Vec<u8>,
+        deadline: Instant,
+    },
+    /// A long poll is parked.
+    LongPoll(long_poll::Hold),
+}
+
+/// One client connection.
+pub struct Session {
+    /// The connection's id (the event loop's token); also its hub subscriber id.
+    pub id: SubscriberId,
+    opened_at: Instant,
+    transport: Transport,
+    /// Requests answered on this socket.
+    answered: u64,
+    /// Unconsumed request bytes; empty (unallocated) when nothing is partial.
+    input: Vec<u8>,
+    out: OutQueue,
+    state: State,
+    lifecycle: Lifecycle,
+    /// Idle keep-alive deadline (waiting for the first byte of a request).
+    idle_deadline: Option<Instant>,
+    linger_deadline: Option<Instant>,
+    /// The peer shut its write side.
+    peer_eof: bool,
+}
+
+impl Session {
+    /// A new connection accepted at `now`.
+    pub fn new(id: SubscriberId, now: Instant, config: &Config) -> Session {
+        Session {
+            id,
+            opened_at: now,
+            transport: Transport::Http,
+            answered: 0,
+            input: Vec::new(),
+            out: OutQueue::new(),
+            // A fresh connection must send its first head in time: a client
+            // that connects and says nothing holds a slot for head_timeout only.
+            state: State::Head {
+                scanned: 0,
+                deadline: Some(now + config.head_timeout),
+            },
+            lifecycle: Lifecycle::Open,
+            idle_deadline: None,
+            linger_deadline: None,
+            peer_eof: false,
+        }
+    }
+
+    /// The transport this socket counts under.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// When the connection was accepted.
+    pub fn opened_at(&self) -> Instant {
+        self.opened_at
+    }
+
+    /// Where the connection is in its life.
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle
+    }
+
+    /// Pending output, for the event loop to write.
+    pub fn output(&mut self) -> &mut OutQueue {
+        &mut self.out
+    }
+
+    /// Whether the event loop should read from the socket. False while
+    /// enough pipelined input or output is waiting (back-pressure).
+    pub fn wants_read(&self) -> bool {
+        match self.lifecycle {
+            Lifecycle::Open => {}
+            Lifecycle::Lingering => return true,
+            Lifecycle::Closing | Lifecycle::Closed => return false,
+        }
+        !self.peer_eof && self.input.len() < MAX_PIPELINED_BYTES
+    }
+
+    /// The earliest instant at which [`Session::handle_timeout`] must run.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let state = match &self.state {
+            State::Head { deadline, .. } => *deadline,
+            State::Body { deadline, .. } => Some(*deadline),
+            State::LongPoll(hold) => Some(hold.deadline),
+        };
+        [state, self.idle_deadline, self.linger_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Bytes read from the socket.
+    pub fn handle_input(&mut self, data: &[u8], ctx: &mut Ctx) {
+        match self.lifecycle {
+            Lifecycle::Open => {}
+            // Draining after the last response: the bytes are discarded.
+            Lifecycle::Lingering | Lifecycle::Closing | Lifecycle::Closed => return,
+        }
+        if data.is_empty() {
+            return;
+        }
+        self.idle_deadline = None;
+        if let State::Head { deadline, .. } = &mut self.state {
+            if deadline.is_none() {
+                *deadline = Some(ctx.now + ctx.config.head_timeout);
+            }
+        }
+        self.input.extend_from_slice(data);
+        self.process_input(ctx);
+    }
+
+    /// The peer closed its write side (read returned 0).
+    pub fn handle_eof(&mut self, ctx: &mut Ctx) {
+        self.peer_eof = true;
+        match self.lifecycle {
+            Lifecycle::Lingering => {
+                self.lifecycle = Lifecycle::Closed;
+                return;
+            }
+            Lifecycle::Closing | Lifecycle::Closed => return,
+            Lifecycle::Open => {}
+        }
+        match &self.state {
+            // A parked client that hangs up is gone: drop the hold.
+            State::LongPoll(_) => {
+                self.end_hold_dropped(ctx);
+                self.lifecycle = Lifecycle::Closed;
+            }
+            // Half-close after requests: answer what was asked, then close.
+            State::Head { .. } | State::Body { .. } => {
+                self.lifecycle = if self.out.is_empty() {
+                    Lifecycle::Closed
+                } else {
+                    Lifecycle::Closing
+                };
+            }
+        }
+    }
+
+    /// A message was published on a topic this connection subscribes to.
+    pub fn handle_message(&mut self, msg: &Rc<Message>, ctx: &mut Ctx) {
+        if self.lifecycle != Lifecycle::Open {
+            return;
+        }
+        if matches!(self.state, State::LongPoll(_)) {
+            self.release_hold(long_poll::Release::Message, ctx);
+            let _ = msg;
+            self.process_input(ctx);
+        }
+    }
+
+    /// Called when `ctx.now` has reached [`Session::next_deadline`].
+    pub fn handle_timeout(&mut self, ctx: &mut Ctx) {
+        let now = ctx.now;
+        if self.linger_deadline.is_some_and(|d| now >= d) {
+            self.lifecycle = Lifecycle::Closed;
+            return;
+        }
+        if self.idle_deadline.is_some_and(|d| now >= d) {
+            // RFC 9112 §9.5: a server may close an idle connection at any time.
+            self.idle_deadline = None;
+            ctx.trace(self.id, self.transport, "timeout", 0, || "idle".into());
+            self.lifecycle = Lifecycle::Closed;
+            return;
+        }
+        if self.state_deadline().is_some_and(|d| now >= d) {
+            if let State::LongPoll(_) = self.state {
+                self.release_hold(long_poll::Release::Timeout, ctx);
+                self.process_input(ctx);
+            } else {
+                ctx.trace(self.id, self.transport, "timeout", 0, || {
+                    "request head/body".into()
+                });
+                self.input = Vec::new();
+                // A fresh connection that never sent a byte gets the 408 too:
+                // RFC 9110 §15.5.9 allows it, and it tells the client why.
+                self.respond_error(408, "request not received in time", true, ctx);
+            }
+        }
+    }
+
+    fn state_deadline(&self) -> Option<Instant> {
+        match &self.state {
+            State::Head { deadline, .. } => *deadline,
+            State::Body { deadline, .. } => Some(*deadline),
+            State::LongPoll(hold) => Some(hold.deadline),
+        }
+    }
+
+    /// The output queue was flushed completely. A closing connection moves
+    /// to lingering: the loop shuts the write side and keeps reading.
+    /// Returns true when the loop should shut down the write side now.
+    pub fn handle_flushed(&mut self, ctx: &mut Ctx) -> bool {
+        if self.lifecycle == Lifecycle::Closing {
+            if self.peer_eof {
+                self.lifecycle = Lifecycle::Closed;
+                return false;
+            }
+            self.lifecycle = Lifecycle::Lingering;
+            self.linger_deadline = Some(ctx.now + LINGER);
+            return true;
+        }
+        false
+    }
+
+    /// The server is shutting down: answer held requests now and finish.
+    pub fn handle_shutdown(&mut self, ctx: &mut Ctx) {
+        if let State::LongPoll(_) = self.state {
+            self.release_hold(long_poll::Release::Shutdown, ctx);
+        }
+        if self.lifecycle == Lifecycle::Open {
+            self.lifecycle = if self.out.is_empty() {
+                Lifecycle::Closed
+            } else {
+                Lifecycle::Closing
+            };
+        }
+    }
+
+    /// The connection is being dropped, for whatever reason: leave the hub,
+    /// count the socket's lifetime.
+    pub fn handle_close(&mut self, ctx: &mut Ctx) {
+        if let State::LongPoll(_) = self.state {
+            self.end_hold_dropped(ctx);
+        }
+        let lifetime = ctx.now - self.opened_at;
+        ctx.stats.socket_closed(self.transport, lifetime);
+        let id = self.id;
+        let t = self.transport;
+        ctx.trace(id, t, "close", 0, || {
+            format!("lifetime_ms={}", lifetime.as_millis())
+        });
+        self.lifecycle = Lifecycle::Closed;
+        self.out.clear();
+        self.input = Vec::new();
+    }
+
+    /// Cut as a slow consumer: its queue passed `--max-queued-bytes`.
+    pub fn handle_overflow(&mut self, ctx: &mut Ctx) {
+        ctx.stats.of(self.transport).slow_consumer_cuts += 1;
+        let (id, t, queued) = (self.id, self.transport, self.out.len());
+        ctx.trace(id, t, "close", 0, || {
+            format!("slow consumer, {queued} bytes queued")
+        });
+        self.out.clear();
+        self.lifecycle = Lifecycle::Closed;
+    }
+
+    /// Counts this socket under `t` from its first transport-bearing request.
+    fn classify(&mut self, t: Transport, ctx: &mut Ctx) {
+        if self.transport == Transport::Http && t != Transport::Http {
+            ctx.stats.reclassify(Transport::Http, t);
+            self.transport = t;
+        }
+    }
+
+    /// Parses and answers as many complete requests as `input` holds.
+    fn process_input(&mut self, ctx: &mut Ctx) {
+        while self.lifecycle == Lifecycle::Open {
+            // Back-pressure: a client that pipelines requests but does not
+            // read the answers stops being served until it does.
+            if self.out.len() >= ctx.config.max_queued_bytes {
+                break;
+            }
+            let progressed = match self.state {
+                State::Head { .. } => self.step_head(ctx),
+                State::Body { .. } => self.step_body(ctx),
+                State::LongPoll(_) => false,
+            };
+            if !progressed {
+                break;
+            }
+        }
+        if self.input.is_empty() && self.input.capacity() > 0 {
+            self.input = Vec::new();
+        }
+    }
+
+    /// Returns to reading the next request after a response.
+    fn next_request(&mut self, keep_alive: bool, ctx: &mut Ctx) {
+        self.answered += 1;
+        if !keep_alive {
+            self.lifecycle = Lifecycle::Closing;
+            self.input = Vec::new();
+            return;
+        }
+        let deadline = if self.input.is_empty() {
+            self.idle_deadline = Some(ctx.now + ctx.config.idle_timeout);
+            None
+        } else {
+            Some(ctx.now + ctx.config.head_timeout)
+        };
+        self.state = State::Head {
+            scanned: 0,
+            deadline,
+        };
+    }
+}

@@ -1,0 +1,96 @@
+//! The route table of DESIGN.md §1: which path goes to which transport, and
+//! which methods each path allows (for `405` and its `Allow` header).
+
+use crate::wire::http1::Method;
+
+/// What a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /`: the demo page.
+    Page,
+    /// `POST /publish?topic=T`.
+    Publish,
+    /// `GET /poll`: short polling.
+    Poll,
+    /// `GET /long-poll`: held until a message or the timeout.
+    LongPoll,
+    /// `GET /events`: Server-Sent Events.
+    Events,
+    /// `GET /ws`: WebSocket pub/sub.
+    Ws,
+    /// `GET /echo`: WebSocket echo.
+    Echo,
+    /// `GET /stats`: JSON counters.
+    Stats,
+    /// `GET /metrics`: Prometheus counters.
+    Metrics,
+    /// `GET /trace`: SSE stream of socket events.
+    Trace,
+}
+
+/// The outcome of routing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Routed {
+    Found(Route),
+    /// The path exists but not for this method → 405 with `Allow`.
+    MethodNotAllowed {
+        allow: &'static str,
+    },
+    NotFound,
+}
+
+/// Every path, the methods it takes, and its route.
+const TABLE: &[(&str, &str, Route)] = &[
+    ("/", "GET, HEAD", Route::Page),
+    ("/index.html", "GET, HEAD", Route::Page),
+    ("/publish", "POST", Route::Publish),
+    ("/poll", "GET, HEAD", Route::Poll),
+    ("/long-poll", "GET, HEAD", Route::LongPoll),
+    ("/events", "GET", Route::Events),
+    ("/ws", "GET", Route::Ws),
+    ("/echo", "GET", Route::Echo),
+    ("/stats", "GET, HEAD", Route::Stats),
+    ("/metrics", "GET, HEAD", Route::Metrics),
+    ("/trace", "GET", Route::Trace),
+];
+
+/// Routes `method path`.
+pub fn route(method: &Method, path: &str) -> Routed {
+    let Some(&(_, allow, route)) = TABLE.iter().find(|(p, _, _)| *p == path) else {
+        return Routed::NotFound;
+    };
+    let allowed = allow.split(", ").any(|m| m == method.as_str());
+    if allowed {
+        Routed::Found(route)
+    } else {
+        Routed::MethodNotAllowed { allow }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_path_routes() {
+        assert_eq!(route(&Method::Get, "/poll"), Routed::Found(Route::Poll));
+        assert_eq!(route(&Method::Head, "/poll"), Routed::Found(Route::Poll));
+        assert_eq!(
+            route(&Method::Post, "/publish"),
+            Routed::Found(Route::Publish)
+        );
+        assert_eq!(route(&Method::Get, "/nope"), Routed::NotFound);
+    }
+
+    #[test]
+    fn a_wrong_method_names_the_allowed_ones() {
+        assert_eq!(
+            route(&Method::Get, "/publish"),
+            Routed::MethodNotAllowed { allow: "POST" }
+        );
+        assert_eq!(
+            route(&Method::Delete, "/poll"),
+            Routed::MethodNotAllowed { allow: "GET, HEAD" }
+        );
+    }
+}

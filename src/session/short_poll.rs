@@ -1,0 +1,84 @@
+//! Short polling: `GET /poll?topic=T&since=…` answers at once with whatever
+//! is newer than the cursor — possibly nothing. The classic "are we there
+//! yet?" technique: every update costs at least one request, and every
+//! request that finds nothing is an empty response.
+//!
+//! The poll body is also what long polling answers with, so the writer lives
+//! here: the message JSON is made once per message and shared by every
+//! response that carries it.
+
+use std::rc::Rc;
+
+use super::http::ReqInfo;
+use super::{Ctx, Session};
+use crate::hub::{Batch, Cursor, Message};
+use crate::stats::Transport;
+use crate::wire::json;
+use crate::wire::query::Query;
+
+/// The message's JSON object, made on first use and shared.
+pub fn json_of(msg: &Message) -> &Rc<[u8]> {
+    msg.encoded
+        .json
+        .get_or_init(|| json::encode_message(&msg.topic, &msg.id, &msg.data).into())
+}
+
+impl Session {
+    /// `GET /poll`.
+    pub(super) fn answer_poll(&mut self, req: ReqInfo, query: &Query, ctx: &mut Ctx) {
+        self.count_request(Transport::Poll, ctx);
+        let (topics, cursor) = match query.topics().and_then(|t| Ok((t, query.cursor("since")?))) {
+            Ok(v) => v,
+            Err(e) => return self.respond_error(400, &e.0, !req.keep_alive, ctx),
+        };
+        let batch = ctx
+            .hub
+            .read(&topics, &cursor.unwrap_or(Cursor::Now), ctx.now);
+        self.write_poll_body(req, &batch, Transport::Poll, ctx);
+        self.finish_response(req, 200, ctx);
+    }
+
+    /// Writes a `200` poll body for `batch` (head + shared message JSON).
+    pub(super) fn write_poll_body(
+        &mut self,
+        req: ReqInfo,
+        batch: &Batch,
+        t: Transport,
+        ctx: &mut Ctx,
+    ) {
+        let next = ctx.hub.format_id(batch.next_seq);
+        let close = json::poll_close(&next, batch.missed, batch.reset);
+        let mut len = json::POLL_OPEN.len() + close.len();
+        for (i, m) in batch.messages.iter().enumerate() {
+            len += json_of(m).len() + usize::from(i > 0);
+        }
+        self.respond_head(
+            req,
+            200,
+            "application/json",
+            &[("Cache-Control", "no-store")],
+            len,
+        );
+        if !req.head_only {
+            self.out.push_slice(json::POLL_OPEN);
+            for (i, m) in batch.messages.iter().enumerate() {
+                if i > 0 {
+                    self.out.push_slice(b",");
+                }
+                self.out.push_shared(json_of(m));
+            }
+            self.out.push_owned(close);
+        }
+        let c = ctx.stats.of(t);
+        c.messages_delivered += batch.messages.len() as u64;
+        if batch.messages.is_empty() {
+            c.empty_responses += 1;
+        }
+        if batch.missed > 0 {
+            c.gaps_reported += 1;
+        }
+        if batch.reset {
+            c.resets_reported += 1;
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! Socket counters per transport (DESIGN.md §3), and the socket events that
+//! `--trace` prints and `GET /trace` streams.
+//!
+//! Every counter is a plain integer updated by the sans-I/O sessions; the
+//! event loop adds the byte counts it reads and writes. `/stats` renders them
+//! as JSON, `/metrics` in the Prometheus text format.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::timers::Instant;
+
+/// What a socket is used for, decided by the first request that names a
+/// transport (a keep-alive socket that only publishes or reads `/stats`
+/// stays [`Transport::Http`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Poll,
+    LongPoll,
+    Sse,
+    Ws,
+    /// Publishing, the page, `/stats`: plain request/response traffic.
+    Http,
+}
+
+impl Transport {
+    /// Every transport, in the order the tables show them.
+    pub const ALL: [Transport; 5] = [
+        Transport::Poll,
+        Transport::LongPoll,
+        Transport::Sse,
+        Transport::Ws,
+        Transport::Http,
+    ];
+
+    /// The name used in `/stats`, `/metrics` and traces.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Poll => "poll",
+            Transport::LongPoll => "long_poll",
+            Transport::Sse => "sse",
+            Transport::Ws => "ws",
+            Transport::Http => "http",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counters of one transport.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub sockets_opened: u64,
+    pub sockets_open: u64,
+    pub sockets_closed: u64,
+    /// Sum of the lifetimes of closed sockets, in microseconds.
+    pub lifetime_micros: u64,
+    pub requests: u64,
+    /// Requests answered on a socket that had already answered one.
+    pub requests_on_reused_socket: u64,
+    pub empty_responses: u64,
+    pub messages_delivered: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Long poll: requests parked.
+    pub holds_started: u64,
+    pub holds_released_by_message: u64,
+    pub holds_released_by_timeout: u64,
+    pub holds_dropped_by_client: u64,
+    /// Sum of hold durations, in microseconds.
+    pub hold_micros: u64,
+    pub holds_active: u64,
+    /// SSE: heartbeat comments sent.
+    pub heartbeats: u64,
+    /// SSE/WS/long poll: subscriptions that came with a cursor.
+    pub resumes: u64,
+    /// Subscribers cut because their queue passed `--max-queued-bytes`.
+    pub slow_consumer_cuts: u64,
+    /// Gap notices (`missed`) and resets sent.
+    pub gaps_reported: u64,
+    pub resets_reported: u64,
+    /// WebSocket frames each way, pings sent, pongs received.
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub pings_sent: u64,
+    pub pongs_received: u64,
+    /// Closes by code (WebSocket) — code and count.
+    pub close_codes: Vec<(u16, u64)>,
+}
+
+impl Counters {
+    /// Mean lifetime of closed sockets.
+    pub fn mean_lifetime(&self) -> Duration {
+        if self.sockets_closed == 0 {
+            Duration::ZERO
+        } else {
+            Duration::from_micros(self.lifetime_micros / self.sockets_closed)
+        }
+    }
+
+    /// Records a WebSocket close code.
+    pub fn count_close_code(&mut self, code: u16) {
+        match self.close_codes.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => self.close_codes.push((code, 1)),
+        }
+    }
+}
+
+/// Counters of every transport, plus server-wide ones.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    per: [Counters; 5],
+    /// Connections refused at `--max-connections` (503).
+    pub connections_refused: u64,
+    /// `accept` failures for lack of descriptors (EMFILE/ENFILE).
+    pub accept_errors: u64,
+    pub messages_published: u64,
+    /// Requests refused with a 4xx/5xx status.
+    pub errors_sent: u64,
+}
+
+impl Stats {
+    /// The counters of `t`.
+    pub fn of(&mut self, t: Transport) -> &mut Counters {
+        &mut self.per[t.index()]
+    }
+
+    /// The counters of `t`, read-only.
+    pub fn get(&self, t: Transport) -> &Counters {
+        &self.per[t.index()]
+    }
+
+    /// Moves a socket from one transport to another (first classifying
+    /// request), keeping "open" counts right.
+    pub fn reclassify(&mut self, from: Transport, to: Transport) {
+        if from == to {
+            return;
+        }
+        let f = self.of(from);
+        f.sockets_opened = f.sockets_opened.saturating_sub(1);
+        f.sockets_open = f.sockets_open.saturating_sub(1);
+        let t = self.of(to);
+        t.sockets_opened += 1;
+        t.sockets_open += 1;
+    }
+
+    /// A socket of transport `t` closed after living `lifetime`.
+    pub fn socket_closed(&mut self, t: Transport, lifetime: Duration) {
+        let c = self.of(t);
+        c.sockets_open = c.sockets_open.saturating_sub(1);
+        c.sockets_closed += 1;
+        c.lifetime_micros += lifetime.as_micros() as u64;
+    }
+
+    /// `/stats` as JSON.
+    pub fn to_json(&self, epoch: &str, head: u64, uptime: Duration) -> Vec<u8> {
+        let mut transports = serde_json::Map::new();
+        for t in Transport::ALL {
+            let c = self.get(t);
+            let mut v = serde_json::json!({
+                "sockets_opened": c.sockets_opened,
+                "sockets_open": c.sockets_open,
+                "sockets_closed": c.sockets_closed,
+                "mean_socket_lifetime_ms": c.mean_lifetime().as_secs_f64() * 1000.0,
+                "requests": c.requests,
+                "requests_on_reused_socket": c.requests_on_reused_socket,
+                "empty_responses": c.empty_responses,
+                "messages_delivered": c.messages_delivered,
+                "bytes_in": c.bytes_in,
+                "bytes_out": c.bytes_out,
+                "slow_consumer_cuts": c.slow_consumer_cuts,
+                "resumes": c.resumes,
+                "gaps_reported": c.gaps_reported,
+                "resets_reported": c.resets_reported,
+            });
+            let obj = v.as_object_mut().expect("object");
+            match t {
+                Transport::LongPoll => {
+                    obj.insert("holds_started".into(), c.holds_started.into());
+                    obj.insert("holds_active".into(), c.holds_active.into());
+                    obj.insert(
+                        "holds_released_by_message".into(),
+                        c.holds_released_by_message.into(),
+                    );
+                    obj.insert(
+                        "holds_released_by_timeout".into(),
+                        c.holds_released_by_timeout.into(),
+                    );
+                    obj.insert(
+                        "holds_dropped_by_client".into(),
+                        c.holds_dropped_by_client.into(),
+                    );
+                    let ended = c.holds_released_by_message
+                        + c.holds_released_by_timeout
+                        + c.holds_dropped_by_client;
+                    let mean = if ended == 0 {
+                        0.0
+                    } else {
+                        c.hold_micros as f64 / ended as f64 / 1000.0
+                    };
+                    obj.insert("mean_hold_ms".into(), mean.into());
+                }
+                Transport::Sse => {
+                    obj.insert("heartbeats".into(), c.heartbeats.into());
+                }
+                Transport::Ws => {
+                    obj.insert("frames_in".into(), c.frames_in.into());
+                    obj.insert("frames_out".into(), c.frames_out.into());
+                    obj.insert("pings_sent".into(), c.pings_sent.into());
+                    obj.insert("pongs_received".into(), c.pongs_received.into());
+                    let codes: serde_json::Map<String, serde_json::Value> = c
+                        .close_codes
+                        .iter()
+                        .map(|(code, n)| (code.to_string(), (*n).into()))
+                        .collect();
+                    obj.insert("close_codes".into(), codes.into());
+                }
+                _ => {}
+            }
+            transports.insert(t.name().into(), v);
+        }
+        let doc = serde_json::json!({
+            "epoch": epoch,
+            "head": format!("{epoch}-{head}"),
+            "uptime_s": uptime.as_secs_f64(),
+            "messages_published": self.messages_published,
+            "connections_refused": self.connections_refused,
+            "accept_errors": self.accept_errors,
+            "errors_sent": self.errors_sent,
+            "transports": transports,
+        });
+        serde_json::to_vec(&doc).unwrap_or_default()
+    }
+
+    /// `/metrics` in the Prometheus text exposition format.
+    pub fn to_prometheus(&self) -> Vec<u8> {
+        let mut s = String::new();
+        let series: [(&str, &str, fn(&Counters) -> u64); 20] = [
+            ("sockets_opened_total", "Sockets opened", |c| {
+                c.sockets_opened
+            }),
+            ("sockets_open", "Sockets open now", |c| c.sockets_open),
+            ("sockets_closed_total", "Sockets closed", |c| {
+                c.sockets_closed
+            }),
+            (
+                "socket_lifetime_seconds_sum",
+                "Summed lifetime of closed sockets (µs → s in name only: value in microseconds)",
+                |c| c.lifetime_micros,
+            ),
+            ("requests_total", "HTTP requests", |c| c.requests),
+            (
+                "requests_on_reused_socket_total",
+                "Requests on a socket that served one before",
+                |c| c.requests_on_reused_socket,
+            ),
+            (
+                "empty_responses_total",
+                "Responses that carried no message",
+                |c| c.empty_responses,
+            ),
+            (
+                "messages_delivered_total",
+                "Messages delivered to clients",
+                |c| c.messages_delivered,
+            ),
+            ("bytes_in_total", "Bytes read from clients", |c| c.bytes_in),
+            ("bytes_out_total", "Bytes written to clients", |c| {
+                c.bytes_out
+            }),
+            ("holds_started_total", "Long polls parked", |c| {
+                c.holds_started
+            }),
+            (
+                "holds_released_by_message_total",
+                "Long polls answered by a message",
+                |c| c.holds_released_by_message,
+            ),
+            (
+                "holds_released_by_timeout_total",
+                "Long polls answered empty at their timeout",
+                |c| c.holds_released_by_timeout,
+            ),
+            (
+                "holds_dropped_by_client_total",
+                "Long polls whose client went away",
+                |c| c.holds_dropped_by_client,
+            ),
+            ("heartbeats_total", "SSE heartbeat comments sent", |c| {
+                c.heartbeats
+            }),
+            (
+                "slow_consumer_cuts_total",
+                "Subscribers cut at the queue limit",
+                |c| c.slow_consumer_cuts,
+            ),
+            (
+                "resumes_total",
+                "Subscriptions resumed from a cursor",
+                |c| c.resumes,
+            ),
+            ("frames_in_total", "WebSocket frames received", |c| {
+                c.frames_in
+            }),
+            ("frames_out_total", "WebSocket frames sent", |c| {
+                c.frames_out
+            }),
+            ("pings_sent_total", "WebSocket pings sent", |c| c.pings_sent),
+        ];
+        for (name, help, get) in series {
+            let _ = writeln!(s, "# HELP pushlab_{name} {help}");
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
+            let _ = writeln!(s, "# TYPE pushlab_{name} {kind}");
+            for t in Transport::ALL {
+                let _ = writeln!(
+                    s,
+                    "pushlab_{name}{{transport=\"{}\"}} {}",
+                    t.name(),
+                    get(self.get(t))
+                );
+            }
+        }
+        for (name, v) in [
+            ("messages_published_total", self.messages_published),
+            ("connections_refused_total", self.connections_refused),
+            ("accept_errors_total", self.accept_errors),
+            ("errors_sent_total", self.errors_sent),
+        ] {
+            let _ = writeln!(s, "# TYPE pushlab_{name} counter\npushlab_{name} {v}");
+        }
+        s.into_bytes()
+    }
+}
+
+/// One socket event, for `--trace` and `GET /trace`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceEvent {
+    pub at: Instant,
+    pub conn: usize,
+    pub transport: Transport,
+    /// accept, request, hold, response, frame, heartbeat, timeout, close, …
+    pub kind: &'static str,
+    pub bytes: usize,
+    pub detail: String,
+}
+
+impl TraceEvent {
+    /// One line of `--trace` output.
+    pub fn to_line(&self) -> String {
+        format!(
+            "{:>10.3} conn={} {} {} bytes={}{}{}",
+            self.at.as_micros() as f64 / 1e6,
+            self.conn,
+            self.transport.name(),
+            self.kind,
+            self.bytes,
+            if self.detail.is_empty() { "" } else { " " },
+            self.detail
+        )
+    }
+
+    /// The event as a JSON object (the data of a `/trace` SSE event).
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "t_ms": self.at.as_micros() as f64 / 1000.0,
+            "conn": self.conn,
+            "transport": self.transport.name(),
+            "kind": self.kind,
+            "bytes": self.bytes,
+            "detail": self.detail,
+        })
+        .to_string()
+    }
+}
+
+/// Collects trace events when someone is watching; costs a branch otherwise.
+#[derive(Debug, Default)]
+pub struct Tracer {
+    pub enabled: bool,
+    pub events: Vec<TraceEvent>,
+}
+
+impl Tracer {
+    /// Records an event built by `make`, only when tracing is on.
+    pub fn record(&mut self, make: impl FnOnce() -> TraceEvent) {
+        if self.enabled {
+            self.events.push(make());
+        }
+    }
+}

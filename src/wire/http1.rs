@@ -1,0 +1,627 @@
+//! HTTP/1.1 messages: request heads in, request bodies in, response heads out.
+//!
+//! Implements the parts of [RFC 9112](https://www.rfc-editor.org/rfc/rfc9112)
+//! (message syntax) and [RFC 9110](https://www.rfc-editor.org/rfc/rfc9110)
+//! (semantics) a push server needs: the request line and header fields
+//! (tokenised by `httparse`), `Content-Length` and `chunked` request bodies
+//! (§6, §7.1), persistence (§9.3) and `Expect: 100-continue`
+//! (RFC 9110 §10.1.1).
+//!
+//! Call protocol: the caller keeps the bytes; [`find_head_end`] scans only
+//! the bytes that arrived since the last call, so a head trickling in one
+//! byte at a time costs O(n) in total, and `httparse` runs once per head.
+//! [`BodyDecoder`] then takes body bytes as they come.
+//!
+//! Left out: trailers in chunked bodies are read and discarded; transfer
+//! codings other than `chunked` get `501`; `obs-fold` line folding is
+//! rejected (RFC 9112 §5.2 allows that); absolute-form targets are accepted
+//! and their path used.
+
+use std::fmt;
+use std::io::Write;
+
+use crate::config::{MAX_HEADERS, MAX_HEAD_BYTES};
+
+/// Request methods pushlab routes on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Options,
+    Other(String),
+}
+
+impl Method {
+    fn from_token(s: &str) -> Method {
+        match s {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "OPTIONS" => Method::Options,
+            other => Method::Other(other.to_string()),
+        }
+    }
+
+    /// The method token as sent.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Options => "OPTIONS",
+            Method::Other(s) => s,
+        }
+    }
+}
+
+/// HTTP version of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+/// How the request's body is delimited (RFC 9112 §6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFraming {
+    None,
+    ContentLength(u64),
+    Chunked,
+}
+
+/// A parsed request head.
+#[derive(Clone, Debug)]
+pub struct RequestHead {
+    pub method: Method,
+    /// The request-target as sent (origin-form `path?query` in practice).
+    pub target: String,
+    pub version: Version,
+    /// Header fields in order; names as sent.
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub framing: BodyFraming,
+    /// The client sent `Expect: 100-continue`.
+    pub expect_continue: bool,
+    /// The connection stays open after this exchange (RFC 9112 §9.3).
+    pub keep_alive: bool,
+}
+
+impl RequestHead {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Every value of header `name` (case-insensitive), in order.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// Whether the comma-separated list in header `name` contains `token`.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.header_values(name).any(|v| list_has_token(v, token))
+    }
+
+    /// The path part of the target (before `?`), without a scheme/authority.
+    pub fn path(&self) -> &str {
+        let t = self.target.as_str();
+        let t = match t.find("://") {
+            // absolute-form: skip scheme and authority (RFC 9112 §3.2.2)
+            Some(i) => t[i + 3..].find('/').map_or("/", |j| &t[i + 3 + j..]),
+            None => t,
+        };
+        t.split_once('?').map_or(t, |(p, _)| p)
+    }
+
+    /// The query part of the target (after `?`), empty if none.
+    pub fn query(&self) -> &str {
+        self.target.split_once('?').map_or("", |(_, q)| q)
+    }
+
+    /// Header pairs as `(&str, &[u8])`, the shape the WebSocket handshake takes.
+    pub fn header_pairs(&self) -> impl Iterator<Item = (&str, &[u8])> + Clone {
+        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
+}
+
+/// Whether a comma-separated header value contains `token` (case-insensitive).
+pub fn list_has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|part| part.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// A request the server must refuse, with the status it maps to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeadError {
+    /// Not HTTP/1.x syntax (httparse error, or a bare CR/LF problem).
+    Malformed(String),
+    /// The head passed [`MAX_HEAD_BYTES`] before its end → 431.
+    TooLarge,
+    /// More than [`MAX_HEADERS`] header fields → 431.
+    TooManyHeaders,
+    /// Two different `Content-Length`s, a non-numeric one, or both
+    /// `Content-Length` and `Transfer-Encoding` (RFC 9112 §6.3 ¶3–5) → 400.
+    BadContentLength,
+    /// A transfer coding other than `chunked` → 501.
+    UnsupportedTransferCoding,
+    /// `Transfer-Encoding` on HTTP/1.0 (RFC 9112 §6.1) → 400.
+    TransferEncodingOnHttp10,
+    /// HTTP/1.1 request without `Host` (RFC 9112 §3.2) → 400.
+    MissingHost,
+    /// The `Expect` value is not `100-continue` (RFC 9110 §10.1.1) → 417.
+    UnsupportedExpectation,
+}
+
+impl HeadError {
+    /// The response status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            HeadError::TooLarge | HeadError::TooManyHeaders => 431,
+            HeadError::UnsupportedTransferCoding => 501,
+            HeadError::UnsupportedExpectation => 417,
+            _ => 400,
+        }
+    }
+}
+
+impl fmt::Display for HeadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HeadError::Malformed(why) => write!(f, "malformed request head: {why}"),
+            HeadError::TooLarge => write!(f, "request head larger than {MAX_HEAD_BYTES} bytes"),
+            HeadError::TooManyHeaders => write!(f, "more than {MAX_HEADERS} header fields"),
+            HeadError::BadContentLength => f.write_str("invalid or conflicting Content-Length"),
+            HeadError::UnsupportedTransferCoding => {
+                f.write_str("only the chunked transfer coding is supported")
+            }
+            HeadError::TransferEncodingOnHttp10 => {
+                f.write_str("Transfer-Encoding is not allowed in HTTP/1.0")
+            }
+            HeadError::MissingHost => f.write_str("HTTP/1.1 request without Host"),
+            HeadError::UnsupportedExpectation => {
+                f.write_str("only Expect: 100-continue is supported")
+            }
+        }
+    }
+}
+
+impl std::error::Error for HeadError {}
+
+/// Result of scanning for the end of a head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadEnd {
+    /// The head ends after this many bytes (the blank line included).
+    Complete(usize),
+    /// No end yet; resume scanning at this offset next time.
+    Incomplete { scanned: usize },
+}
+
+/// Looks for the blank line ending a head in `buf`, starting at `from` (the
+/// `scanned` of the previous [`HeadEnd::Incomplete`]). Accepts CRLF CRLF and,
+/// as RFC 9112 §2.2 allows, bare LF line endings.
+pub fn find_head_end(buf: &[u8], from: usize) -> HeadEnd {
+    // Back up 3 bytes so a terminator split across reads is still seen.
+    let start = from.saturating_sub(3);
+    let mut i = start;
+    while let Some(off) = buf[i..].iter().position(|&b| b == b'\n') {
+        let lf = i + off;
+        // "\n\n" or "\n\r\n": a line ending right after another line ending.
+        if lf >= 1 && buf[lf - 1] == b'\n' {
+            return HeadEnd::Complete(lf + 1);
+        }
+        if lf >= 2 && buf[lf - 1] == b'\r' && buf[lf - 2] == b'\n' {
+            return HeadEnd::Complete(lf + 1);
+        }
+        i = lf + 1;
+    }
+    HeadEnd::Incomplete { scanned: buf.len() }
+}
+
+/// Parses a complete head, `buf[..len]` as found by [`find_head_end`].
+pub fn parse_head(buf: &[u8]) -> Result<RequestHead, HeadError> {
+    // RFC 9112 §2.2: a server SHOULD ignore at least one empty line (CRLF)
+    // received prior to the request-line.
+    let mut skip = 0;
+    while buf[skip..].starts_with(b"\r\n") {
+        skip += 2;
+    }
+    while buf[skip..].starts_with(b"\n") {
+        skip += 1;
+    }
+    let buf = &buf[skip..];
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => {
+            return Err(HeadError::Malformed("incomplete head".into()));
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
+        Err(e) => return Err(HeadError::Malformed(e.to_string())),
+    }
+    let version = match req.version {
+        Some(0) => Version::Http10,
+        Some(1) => Version::Http11,
+        _ => return Err(HeadError::Malformed("unsupported HTTP version".into())),
+    };
+    let method = Method::from_token(req.method.unwrap_or(""));
+    let target = req.path.unwrap_or("").to_string();
+    if target.is_empty() {
+        return Err(HeadError::Malformed("empty request-target".into()));
+    }
+    let headers: Vec<(String, Vec<u8>)> = req
+        .headers
+        .iter()
+        .map(|h| (h.name.to_string(), h.value.to_vec()))
+        .collect();
+
+    let mut head = RequestHead {
+        method,
+        target,
+        version,
+        headers,
+        framing: BodyFraming::None,
+        expect_continue: false,
+        keep_alive: false,
+    };
+
+    // RFC 9112 §3.2: a server MUST respond with 400 to any HTTP/1.1 request
+    // message that lacks a Host header field.
+    if version == Version::Http11 && head.header("host").is_none() {
+        return Err(HeadError::MissingHost);
+    }
+
+    head.framing = body_framing(&head)?;
+
+    if let Some(expect) = head.header("expect") {
+        if expect.trim_ascii().eq_ignore_ascii_case(b"100-continue") {
+            // RFC 9110 §10.1.1: a server that receives 100-continue in an
+            // HTTP/1.0 request MUST ignore it.
+            head.expect_continue = version == Version::Http11;
+        } else {
+            return Err(HeadError::UnsupportedExpectation);
+        }
+    }
+
+    // RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with
+    // "keep-alive".
+    head.keep_alive = match version {
+        Version::Http11 => !head.has_token("connection", "close"),
+        Version::Http10 => head.has_token("connection", "keep-alive"),
+    };
+    Ok(head)
+}
+
+fn body_framing(head: &RequestHead) -> Result<BodyFraming, HeadError> {
+    let te: Vec<&[u8]> = head.header_values("transfer-encoding").collect();
+    let cl: Vec<&[u8]> = head.header_values("content-length").collect();
+    if !te.is_empty() {
+        if head.version == Version::Http10 {
+            return Err(HeadError::TransferEncodingOnHttp10);
+        }
+        // RFC 9112 §6.3 ¶3: both present "ought to be handled as an error".
+        if !cl.is_empty() {
+            return Err(HeadError::BadContentLength);
+        }
+        let codings: Vec<&[u8]> = te
+            .iter()
+            .flat_map(|v| v.split(|&b| b == b','))
+            .map(|c| c.trim_ascii())
+            .filter(|c| !c.is_empty())
+            .collect();
+        // Only "chunked" alone is supported; chunked must be last anyway.
+        return match codings.as_slice() {
+            [c] if c.eq_ignore_ascii_case(b"chunked") => Ok(BodyFraming::Chunked),
+            _ => Err(HeadError::UnsupportedTransferCoding),
+        };
+    }
+    let mut length: Option<u64> = None;
+    for value in cl.iter().flat_map(|v| v.split(|&b| b == b',')) {
+        let value = value.trim_ascii();
+        if value.is_empty() || !value.iter().all(u8::is_ascii_digit) || value.len() > 18 {
+            return Err(HeadError::BadContentLength);
+        }
+        let n: u64 = std::str::from_utf8(value)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or(HeadError::BadContentLength)?;
+        // RFC 9112 §6.3 ¶5: repeated identical values may be accepted.
+        if length.is_some_and(|l| l != n) {
+            return Err(HeadError::BadContentLength);
+        }
+        length = Some(n);
+    }
+    Ok(match length {
+        Some(n) => BodyFraming::ContentLength(n),
+        None => BodyFraming::None,
+    })
+}
+
+/// A request body that cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// The body is larger than the limit → 413.
+    TooLarge,
+    /// Bad chunk syntax → 400.
+    BadChunk(&'static str),
+}
+
+impl BodyError {
+    /// The response status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            BodyError::TooLarge => 413,
+            BodyError::BadChunk(_) => 400,
+        }
+    }
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodyError::TooLarge => f.write_str("request body too large"),
+            BodyError::BadChunk(why) => write!(f, "malformed chunked body: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// Progress of a [`BodyDecoder`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyStatus {
+    /// The body is complete after consuming this many input bytes.
+    Complete { consumed: usize },
+    /// All input was consumed; more is needed.
+    Incomplete,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChunkState {
+    /// Reading the chunk-size line (hex digits, optional extensions, CRLF).
+    Size,
+    /// Reading chunk data; this many bytes left.
+    Data(u64),
+    /// Expecting the CRLF after chunk data.
+    DataEnd,
+    /// Reading trailer lines until an empty one.
+    Trailer,
+    Done,
+}
+
+/// Longest chunk-size line (size + extensions) accepted.
+const MAX_CHUNK_LINE: usize = 1024;
+
+/// Incremental request-body reader for both framings, with a size limit.
+#[derive(Clone, Debug)]
+pub struct BodyDecoder {
+    limit: usize,
+    remaining: u64,
+    chunked: Option<ChunkState>,
+    /// Partial chunk-size or trailer line.
+    line: Vec<u8>,
+}
+
+impl BodyDecoder {
+    /// A decoder for `framing` that refuses more than `limit` body bytes.
+    /// A `Content-Length` over the limit fails at once, before any body
+    /// byte is read (so `Expect: 100-continue` clients get 413 straight away).
+    pub fn new(framing: BodyFraming, limit: usize) -> Result<BodyDecoder, BodyError> {
+        let (remaining, chunked) = match framing {
+            BodyFraming::None => (0, None),
+            BodyFraming::ContentLength(n) => {
+                if n > limit as u64 {
+                    return Err(BodyError::TooLarge);
+                }
+                (n, None)
+            }
+            BodyFraming::Chunked => (0, Some(ChunkState::Size)),
+        };
+        Ok(BodyDecoder {
+            limit,
+            remaining,
+            chunked,
+            line: Vec::new(),
+        })
+    }
+
+    /// Whether the body is complete without reading anything.
+    pub fn is_empty_body(&self) -> bool {
+        self.chunked.is_none() && self.remaining == 0
+    }
+
+    /// Consumes body bytes from `input`, appending payload to `body`.
+    pub fn decode(&mut self, input: &[u8], body: &mut Vec<u8>) -> Result<BodyStatus, BodyError> {
+        match self.chunked {
+            None => {
+                let take = (self.remaining.min(input.len() as u64)) as usize;
+                body.extend_from_slice(&input[..take]);
+                self.remaining -= take as u64;
+                if self.remaining == 0 {
+                    Ok(BodyStatus::Complete { consumed: take })
+                } else {
+                    Ok(BodyStatus::Incomplete)
+                }
+            }
+            Some(_) => self.decode_chunked(input, body),
+        }
+    }
+
+    fn decode_chunked(
+        &mut self,
+        input: &[u8],
+        body: &mut Vec<u8>,
+    ) -> Result<BodyStatus, BodyError> {
+        let mut i = 0;
+        loop {
+            let state = self.chunked.expect("chunked");
+            match state {
+                ChunkState::Done => return Ok(BodyStatus::Complete { consumed: i }),
+                ChunkState::Data(left) => {
+                    let take = left.min((input.len() - i) as u64) as usize;
+                    if body.len() + take > self.limit {
+                        return Err(BodyError::TooLarge);
+                    }
+                    body.extend_from_slice(&input[i..i + take]);
+                    i += take;
+                    let left = left - take as u64;
+                    if left > 0 {
+                        self.chunked = Some(ChunkState::Data(left));
+                        return Ok(BodyStatus::Incomplete);
+                    }
+                    self.chunked = Some(ChunkState::DataEnd);
+                }
+                ChunkState::Size | ChunkState::DataEnd | ChunkState::Trailer => {
+                    let Some(nl) = input[i..].iter().position(|&b| b == b'\n') else {
+                        self.line.extend_from_slice(&input[i..]);
+                        if self.line.len() > MAX_CHUNK_LINE {
+                            return Err(BodyError::BadChunk("chunk line too long"));
+                        }
+                        return Ok(BodyStatus::Incomplete);
+                    };
+                    self.line.extend_from_slice(&input[i..i + nl]);
+                    i += nl + 1;
+                    if self.line.len() > MAX_CHUNK_LINE {
+                        return Err(BodyError::BadChunk("chunk line too long"));
+                    }
+                    let mut line = std::mem::take(&mut self.line);
+                    if line.last() == Some(&b'\r') {
+                        line.pop();
+                    }
+                    self.chunked = Some(self.end_of_line(state, &line)?);
+                    self.line = line;
+                    self.line.clear();
+                }
+            }
+        }
+    }
+
+    fn end_of_line(&self, state: ChunkState, line: &[u8]) -> Result<ChunkState, BodyError> {
+        match state {
+            ChunkState::Size => {
+                // chunk = chunk-size [ chunk-ext ] CRLF  (RFC 9112 §7.1)
+                let size = line
+                    .split(|&b| b == b';')
+                    .next()
+                    .unwrap_or(b"")
+                    .trim_ascii();
+                if size.is_empty() || size.len() > 15 || !size.iter().all(u8::is_ascii_hexdigit) {
+                    return Err(BodyError::BadChunk("bad chunk size"));
+                }
+                let n = u64::from_str_radix(std::str::from_utf8(size).unwrap_or("x"), 16)
+                    .map_err(|_| BodyError::BadChunk("bad chunk size"))?;
+                if n > self.limit as u64 {
+                    return Err(BodyError::TooLarge);
+                }
+                Ok(if n == 0 {
+                    ChunkState::Trailer
+                } else {
+                    ChunkState::Data(n)
+                })
+            }
+            ChunkState::DataEnd => {
+                if line.is_empty() {
+                    Ok(ChunkState::Size)
+                } else {
+                    Err(BodyError::BadChunk("chunk data longer than its size"))
+                }
+            }
+            // trailer-section = *( field-line CRLF ) then CRLF; fields dropped.
+            ChunkState::Trailer => Ok(if line.is_empty() {
+                ChunkState::Done
+            } else {
+                ChunkState::Trailer
+            }),
+            ChunkState::Data(_) | ChunkState::Done => Ok(state),
+        }
+    }
+}
+
+/// The reason phrase for the statuses pushlab sends.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        417 => "Expectation Failed",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+/// The `100 Continue` interim response.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// A response head under construction. Headers are written straight into
+/// the output buffer; `Content-Length` (when known) and `Connection` come from
+/// the arguments so they can never disagree with what the server does.
+pub struct ResponseHead<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl<'a> ResponseHead<'a> {
+    /// Starts `HTTP/1.1 <status> <reason>` with a `Server` header.
+    pub fn new(out: &'a mut Vec<u8>, status: u16) -> ResponseHead<'a> {
+        let _ = write!(
+            out,
+            "HTTP/1.1 {status} {}\r\nServer: pushlab\r\n",
+            reason(status)
+        );
+        ResponseHead { out }
+    }
+
+    /// Adds a header.
+    pub fn header(self, name: &str, value: impl fmt::Display) -> Self {
+        let _ = write!(self.out, "{name}: {value}\r\n");
+        self
+    }
+
+    /// Ends the head for a body of `len` bytes.
+    pub fn finish(self, len: usize, keep_alive: bool) {
+        let conn = if keep_alive { "keep-alive" } else { "close" };
+        let _ = write!(
+            self.out,
+            "Content-Length: {len}\r\nConnection: {conn}\r\n\r\n"
+        );
+    }
+
+    /// Ends the head of a response streamed until the connection closes (SSE).
+    pub fn finish_streaming(self) {
+        self.out
+            .extend_from_slice(b"Cache-Control: no-cache\r\n\r\n");
+    }
+
+    /// Ends the head with no framing headers (101 Switching Protocols).
+    pub fn finish_bare(self) {
+        self.out.extend_from_slice(b"\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,76 @@
+//! The JSON bodies of DESIGN.md §1: one message object, the poll body, the
+//! publish reply. Strings are escaped by `serde_json` (RFC 8259 §7).
+//!
+//! A poll body is built from pieces so that each message's JSON, made once
+//! per message, is shared by every response that carries it:
+//! [`POLL_OPEN`], the messages joined by `,`, then [`poll_close`].
+
+use std::io::Write;
+
+/// `{"topic":"T","id":"E-N","data":"..."}` for one message.
+pub fn encode_message(topic: &str, id: &str, data: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + topic.len() + id.len() + 32);
+    out.extend_from_slice(b"{\"topic\":");
+    push_string(&mut out, topic);
+    out.extend_from_slice(b",\"id\":");
+    push_string(&mut out, id);
+    out.extend_from_slice(b",\"data\":");
+    push_string(&mut out, data);
+    out.push(b'}');
+    out
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn push_string(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail, and a &str always serialises.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// The start of a poll body, before the first message.
+pub const POLL_OPEN: &[u8] = b"{\"messages\":[";
+
+/// The end of a poll body: closes the list and adds the cursor fields.
+pub fn poll_close(next: &str, missed: u64, reset: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(48 + next.len());
+    out.extend_from_slice(b"],\"next\":");
+    push_string(&mut out, next);
+    let _ = write!(out, ",\"missed\":{missed},\"reset\":{reset}}}");
+    out
+}
+
+/// `{"topic":"T","id":"E-N"}`, the publish reply.
+pub fn publish_reply(topic: &str, id: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + topic.len() + id.len());
+    out.extend_from_slice(b"{\"topic\":");
+    push_string(&mut out, topic);
+    out.extend_from_slice(b",\"id\":");
+    push_string(&mut out, id);
+    out.push(b'}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_body_assembled_from_pieces_is_the_documented_json() {
+        let mut body = POLL_OPEN.to_vec();
+        body.extend(encode_message("T", "E-41", "a"));
+        body.push(b',');
+        body.extend(encode_message("T", "E-42", "b\"\n"));
+        body.extend(poll_close("E-42", 0, false));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"messages":[{"topic":"T","id":"E-41","data":"a"},
+                {"topic":"T","id":"E-42","data":"b\"\n"}],"next":"E-42","missed":0,"reset":false})
+        );
+    }
+
+    #[test]
+    fn the_publish_reply_names_topic_and_id() {
+        let v: serde_json::Value = serde_json::from_slice(&publish_reply("T", "E-1")).unwrap();
+        assert_eq!(v, serde_json::json!({"topic":"T","id":"E-1"}));
+    }
+}
