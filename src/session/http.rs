@@ -218,9 +218,11 @@ impl Session {
             }
             Route::Poll => self.answer_poll(req, &query, ctx),
             Route::LongPoll => self.start_long_poll(req, &query, ctx),
-            Route::Events | Route::Ws | Route::Echo | Route::Trace => {
+            Route::Events => self.start_sse(req, &head, &query, ctx),
+            Route::Ws | Route::Echo => self.start_websocket(r, &head, &query, ctx),
+            Route::Trace => {
                 self.count_request(Transport::Http, ctx);
-                self.respond_error(501, "this transport is not built yet", !req.keep_alive, ctx);
+                self.respond_error(501, "the trace stream is not built yet", !req.keep_alive, ctx);
             }
         }
     }

@@ -40,6 +40,8 @@ pub mod long_poll;
 pub mod output;
 pub mod routing;
 pub mod short_poll;
+pub mod sse;
+pub mod websocket;
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -124,6 +126,10 @@ pub(crate) enum State {
     },
     /// A long poll is parked.
     LongPoll(long_poll::Hold),
+    /// An SSE stream: the response never ends.
+    Sse(Box<sse::Stream>),
+    /// A WebSocket after the handshake.
+    WebSocket(Box<websocket::WsConn>),
 }
 
 /// One client connection.
@@ -202,12 +208,7 @@ impl Session {
 
     /// The earliest instant at which [`Session::handle_timeout`] must run.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let state = match &self.state {
-            State::Head { deadline, .. } => *deadline,
-            State::Body { deadline, .. } => Some(*deadline),
-            State::LongPoll(hold) => Some(hold.deadline),
-        };
-        [state, self.idle_deadline, self.linger_deadline]
+        [self.state_deadline(), self.idle_deadline, self.linger_deadline]
             .into_iter()
             .flatten()
             .min()
@@ -222,6 +223,12 @@ impl Session {
         }
         if data.is_empty() {
             return;
+        }
+        match self.state {
+            // An SSE client has nothing to say; what it sends is dropped.
+            State::Sse(_) => return,
+            State::WebSocket(_) => return self.ws_input(data, ctx),
+            _ => {}
         }
         self.idle_deadline = None;
         if let State::Head { deadline, .. } = &mut self.state {
@@ -250,6 +257,10 @@ impl Session {
                 self.end_hold_dropped(ctx);
                 self.lifecycle = Lifecycle::Closed;
             }
+            // A streaming client that hangs up is gone.
+            State::Sse(_) | State::WebSocket(_) => {
+                self.lifecycle = Lifecycle::Closed;
+            }
             // Half-close after requests: answer what was asked, then close.
             State::Head { .. } | State::Body { .. } => {
                 self.lifecycle = if self.out.is_empty() {
@@ -266,10 +277,14 @@ impl Session {
         if self.lifecycle != Lifecycle::Open {
             return;
         }
-        if matches!(self.state, State::LongPoll(_)) {
-            self.release_hold(long_poll::Release::Message, ctx);
-            let _ = msg;
-            self.process_input(ctx);
+        match self.state {
+            State::LongPoll(_) => {
+                self.release_hold(long_poll::Release::Message, ctx);
+                self.process_input(ctx);
+            }
+            State::Sse(_) => self.sse_message(msg, ctx),
+            State::WebSocket(_) => self.ws_message(msg, ctx),
+            State::Head { .. } | State::Body { .. } => {}
         }
     }
 
@@ -288,7 +303,11 @@ impl Session {
             return;
         }
         if self.state_deadline().is_some_and(|d| now >= d) {
-            if let State::LongPoll(_) = self.state {
+            if let State::Sse(_) = self.state {
+                self.sse_timeout(ctx);
+            } else if let State::WebSocket(_) = self.state {
+                self.ws_timeout(ctx);
+            } else if let State::LongPoll(_) = self.state {
                 self.release_hold(long_poll::Release::Timeout, ctx);
                 self.process_input(ctx);
             } else {
@@ -308,6 +327,8 @@ impl Session {
             State::Head { deadline, .. } => *deadline,
             State::Body { deadline, .. } => Some(*deadline),
             State::LongPoll(hold) => Some(hold.deadline),
+            State::Sse(stream) => stream.next_deadline(),
+            State::WebSocket(ws) => ws.next_deadline(),
         }
     }
 
@@ -329,8 +350,10 @@ impl Session {
 
     /// The server is shutting down: answer held requests now and finish.
     pub fn handle_shutdown(&mut self, ctx: &mut Ctx) {
-        if let State::LongPoll(_) = self.state {
-            self.release_hold(long_poll::Release::Shutdown, ctx);
+        match self.state {
+            State::LongPoll(_) => self.release_hold(long_poll::Release::Shutdown, ctx),
+            State::WebSocket(_) => self.ws_shutdown(ctx),
+            _ => {}
         }
         if self.lifecycle == Lifecycle::Open {
             self.lifecycle = if self.out.is_empty() {
@@ -344,8 +367,11 @@ impl Session {
     /// The connection is being dropped, for whatever reason: leave the hub,
     /// count the socket's lifetime.
     pub fn handle_close(&mut self, ctx: &mut Ctx) {
-        if let State::LongPoll(_) = self.state {
-            self.end_hold_dropped(ctx);
+        match self.state {
+            State::LongPoll(_) => self.end_hold_dropped(ctx),
+            State::Sse(_) => self.sse_close(ctx),
+            State::WebSocket(_) => self.ws_close(ctx),
+            _ => {}
         }
         let lifetime = ctx.now - self.opened_at;
         ctx.stats.socket_closed(self.transport, lifetime);
@@ -389,7 +415,7 @@ impl Session {
             let progressed = match self.state {
                 State::Head { .. } => self.step_head(ctx),
                 State::Body { .. } => self.step_body(ctx),
-                State::LongPoll(_) => false,
+                State::LongPoll(_) | State::Sse(_) | State::WebSocket(_) => false,
             };
             if !progressed {
                 break;

@@ -1,0 +1,194 @@
+//! Shared helpers for the integration tests: a pushlab server on a free
+//! loopback port in a thread of the test process, and small raw-socket
+//! clients. Every read has a short timeout, so a hung server fails a test
+//! instead of hanging it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use pushlab::config::Config;
+use pushlab::server::{Handle, Server};
+
+/// How long a test waits for any one thing before failing. Override with
+/// `PUSHLAB_TEST_TIMEOUT_MS` on a slow machine.
+pub fn io_timeout() -> Duration {
+    let ms = std::env::var("PUSHLAB_TEST_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    Duration::from_millis(ms)
+}
+
+/// A server running in a background thread; stopped when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    handle: Handle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Starts a server with `config` (its address is replaced by a free port).
+    pub fn start(mut config: Config) -> TestServer {
+        config.addr = "127.0.0.1:0".parse().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let mut server = Server::bind(config).expect("bind");
+            tx.send((server.local_addr(), server.handle())).unwrap();
+            server.run().expect("event loop");
+        });
+        let (addr, handle) = rx.recv_timeout(io_timeout()).expect("server started");
+        TestServer {
+            addr,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    /// Starts a server with the default configuration.
+    pub fn default() -> TestServer {
+        TestServer::start(Config::default())
+    }
+
+    /// A new raw connection with read/write timeouts.
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(io_timeout())).unwrap();
+        s.set_write_timeout(Some(io_timeout())).unwrap();
+        s.set_nodelay(true).unwrap();
+        s
+    }
+
+    /// `http://addr`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Stops the server and waits for its thread.
+    pub fn stop(&mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            t.join().expect("server thread");
+        }
+    }
+
+    /// One request on a new connection (`Connection: close`); the response.
+    pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Response {
+        let mut s = self.connect();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut r = BufReader::new(s);
+        read_response(&mut r)
+    }
+
+    /// Publishes `data` to `topic`; returns the message id.
+    pub fn publish(&self, topic: &str, data: &str) -> String {
+        let r = self.request("POST", &format!("/publish?topic={topic}"), data.as_bytes());
+        assert_eq!(r.status, 200, "publish failed: {}", r.text());
+        r.json()["id"].as_str().unwrap().to_string()
+    }
+
+    /// `GET /stats` as JSON.
+    pub fn stats(&self) -> serde_json::Value {
+        self.request("GET", "/stats", b"").json()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A parsed response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Reads one response head (status + headers) from `r`.
+pub fn read_head(r: &mut impl BufRead) -> (u16, Vec<(String, String)>) {
+    let mut line = String::new();
+    r.read_line(&mut line).expect("status line");
+    let status: u16 = line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_else(|| panic!("bad status line {line:?}"))
+        .parse()
+        .unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).expect("header line");
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (n, v) = h.split_once(':').expect("header colon");
+        headers.push((n.trim().to_string(), v.trim().to_string()));
+    }
+    (status, headers)
+}
+
+/// Reads one `Content-Length` response from `r` (skipping `100 Continue`).
+pub fn read_response(r: &mut impl BufRead) -> Response {
+    loop {
+        let (status, headers) = read_head(r);
+        if status == 100 {
+            continue;
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        r.read_exact(&mut body).expect("body");
+        return Response {
+            status,
+            headers,
+            body,
+        };
+    }
+}
+
+/// Reads until EOF (for checking the server closed the connection).
+pub fn read_to_end(s: &mut TcpStream) -> Vec<u8> {
+    let mut v = Vec::new();
+    let _ = s.read_to_end(&mut v);
+    v
+}
+
+/// Polls `cond` until it holds or the test timeout passes (for counters
+/// that the server updates asynchronously, such as a close noticed later).
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < io_timeout(), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
