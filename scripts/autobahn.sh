@@ -106,7 +106,11 @@ for _ in $(seq $((start_timeout * 10))); do
     sleep 0.1
 done
 if [ -z "$port" ]; then
-    say "pushlab did not print its address within ${start_timeout}s; its output:"
+    if kill -0 "$server_pid" 2>/dev/null; then
+        say "pushlab did not print its address within ${start_timeout}s; its output:"
+    else
+        say "pushlab exited before printing its address; its output:"
+    fi
     sed 's/^/  /' "$server_log" >&2 || true
     exit 2
 fi

@@ -74,6 +74,8 @@ pub struct Counters {
     pub holds_active: u64,
     /// SSE: heartbeat comments sent.
     pub heartbeats: u64,
+    /// SSE: streams ended by `--sse-max-lifetime`.
+    pub max_lifetime_closes: u64,
     /// SSE/WS/long poll: subscriptions that came with a cursor.
     pub resumes: u64,
     /// Subscribers cut because their queue passed `--max-queued-bytes`.
@@ -205,6 +207,7 @@ impl Stats {
                 }
                 Transport::Sse => {
                     obj.insert("heartbeats".into(), c.heartbeats.into());
+                    obj.insert("max_lifetime_closes".into(), c.max_lifetime_closes.into());
                 }
                 Transport::Ws => {
                     obj.insert("frames_in".into(), c.frames_in.into());

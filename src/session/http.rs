@@ -91,7 +91,7 @@ impl Session {
         // Refuse before the client sends its body when we can already tell.
         if needs_body {
             if let Err((status, why)) = self.check_publish(&head, ctx) {
-                self.respond_error(status, &why, true, ctx);
+                self.refuse_publish(status, &why, true, ctx);
                 return true;
             }
         }
@@ -222,7 +222,12 @@ impl Session {
             Route::Ws | Route::Echo => self.start_websocket(r, &head, &query, ctx),
             Route::Trace => {
                 self.count_request(Transport::Http, ctx);
-                self.respond_error(501, "the trace stream is not built yet", !req.keep_alive, ctx);
+                self.respond_error(
+                    501,
+                    "the trace stream is not built yet",
+                    !req.keep_alive,
+                    ctx,
+                );
             }
         }
     }
@@ -250,6 +255,16 @@ impl Session {
         }
         let query = Query::parse(head.query()).map_err(|e| (400, e.0))?;
         query.single_topic().map_err(|e| (400, e.0))
+    }
+
+    /// Refuses a publish; a 401 names the scheme (RFC 9110 §11.6.1).
+    fn refuse_publish(&mut self, status: u16, why: &str, close: bool, ctx: &mut Ctx) {
+        let extra: &[(&str, &str)] = if status == 401 {
+            &[("WWW-Authenticate", "Bearer")]
+        } else {
+            &[]
+        };
+        self.respond_error_with(status, why, close, extra, ctx);
     }
 
     fn publish(&mut self, head: &RequestHead, query: &Query, body: Vec<u8>, ctx: &mut Ctx) {

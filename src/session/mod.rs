@@ -208,10 +208,14 @@ impl Session {
 
     /// The earliest instant at which [`Session::handle_timeout`] must run.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.state_deadline(), self.idle_deadline, self.linger_deadline]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.state_deadline(),
+            self.idle_deadline,
+            self.linger_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Bytes read from the socket.

@@ -176,18 +176,20 @@ mod tests {
             }
             prop_assert_eq!(q.len(), expected.len());
             let mut got = Vec::new();
-            let mut slices = Vec::new();
             for w in writes.iter().cycle().take(10_000) {
                 if q.is_empty() { break; }
-                q.io_slices(&mut slices, 3);
-                let mut take = *w;
                 let mut n = 0;
-                for s in &slices {
-                    let k = take.min(s.len());
-                    got.extend_from_slice(&s[..k]);
-                    n += k;
-                    take -= k;
-                    if take == 0 { break; }
+                {
+                    let mut slices = Vec::new();
+                    q.io_slices(&mut slices, 3);
+                    let mut take = *w;
+                    for s in &slices {
+                        let k = take.min(s.len());
+                        got.extend_from_slice(&s[..k]);
+                        n += k;
+                        take -= k;
+                        if take == 0 { break; }
+                    }
                 }
                 q.consume(n);
             }

@@ -20,7 +20,13 @@ impl WsConn {
 }
 
 impl Session {
-    pub(super) fn start_websocket(&mut self, route: Route, head: &RequestHead, query: &Query, ctx: &mut Ctx) {
+    pub(super) fn start_websocket(
+        &mut self,
+        route: Route,
+        head: &RequestHead,
+        query: &Query,
+        ctx: &mut Ctx,
+    ) {
         let _ = (route, query);
         self.count_request(Transport::Ws, ctx);
         self.respond_error(501, "WebSockets are not built yet", !head.keep_alive, ctx);

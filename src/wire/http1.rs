@@ -501,7 +501,15 @@ impl BodyDecoder {
                     if line.last() == Some(&b'\r') {
                         line.pop();
                     }
-                    self.chunked = Some(self.end_of_line(state, &line)?);
+                    let next = self.end_of_line(state, &line)?;
+                    // Refuse as soon as the sizes announce too much, before
+                    // buffering the chunk.
+                    if let ChunkState::Data(n) = next {
+                        if body.len() as u64 + n > self.limit as u64 {
+                            return Err(BodyError::TooLarge);
+                        }
+                    }
+                    self.chunked = Some(next);
                     self.line = line;
                     self.line.clear();
                 }

@@ -145,13 +145,8 @@ mod tests {
     #[test]
     fn topics_accept_commas_and_repeats_and_refuse_bad_names() {
         let q = Query::parse("topic=a,b&topic=c,a").unwrap();
-        let t: Vec<&str> = q
-            .topics()
-            .unwrap()
-            .iter()
-            .map(|t| &**t)
-            .collect::<Vec<_>>()
-            .to_vec();
+        let topics = q.topics().unwrap();
+        let t: Vec<&str> = topics.iter().map(|t| &**t).collect();
         assert_eq!(t, ["a", "b", "c"]);
         assert!(Query::parse("").unwrap().topics().is_err());
         assert!(Query::parse("topic=a,,b").unwrap().topics().is_err());

@@ -26,6 +26,8 @@ pub fn io_timeout() -> Duration {
 /// A server running in a background thread; stopped when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The publish token the server requires, sent by [`TestServer::publish`].
+    pub token: Option<String>,
     handle: Handle,
     thread: Option<JoinHandle<()>>,
 }
@@ -34,6 +36,7 @@ impl TestServer {
     /// Starts a server with `config` (its address is replaced by a free port).
     pub fn start(mut config: Config) -> TestServer {
         config.addr = "127.0.0.1:0".parse().unwrap();
+        let token = config.publish_token.clone();
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
             let mut server = Server::bind(config).expect("bind");
@@ -43,6 +46,7 @@ impl TestServer {
         let (addr, handle) = rx.recv_timeout(io_timeout()).expect("server started");
         TestServer {
             addr,
+            token,
             handle,
             thread: Some(thread),
         }
@@ -78,8 +82,12 @@ impl TestServer {
     /// One request on a new connection (`Connection: close`); the response.
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Response {
         let mut s = self.connect();
+        let auth = match &self.token {
+            Some(t) if method == "POST" => format!("Authorization: Bearer {t}\r\n"),
+            _ => String::new(),
+        };
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
         s.write_all(head.as_bytes()).unwrap();
@@ -126,7 +134,8 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
@@ -188,7 +197,10 @@ pub fn read_to_end(s: &mut TcpStream) -> Vec<u8> {
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < io_timeout(), "timed out waiting for {what}");
+        assert!(
+            start.elapsed() < io_timeout(),
+            "timed out waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
