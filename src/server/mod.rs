@@ -203,7 +203,7 @@ impl Server {
                             self.read_conn(token, now);
                         }
                         if event.is_writable() {
-                            self.write_conn(token, now);
+                            self.mark_dirty(token);
                         }
                     }
                 }
@@ -230,7 +230,7 @@ impl Server {
     }
 
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        if !self.unread.is_empty() {
+        if !self.unread.is_empty() || !self.dirty.is_empty() {
             return Some(Duration::ZERO);
         }
         [
@@ -446,9 +446,8 @@ impl Server {
             self.close_conn(token, now);
             return;
         }
-        if !conn.session.output().is_empty() && !conn.dirty {
-            conn.dirty = true;
-            self.dirty.push(token);
+        if !conn.session.output().is_empty() {
+            self.mark_dirty(token);
         } else if conn.session.output().is_empty() && conn.session.lifecycle() == Lifecycle::Closing
         {
             // Nothing left to write: go straight to the half-close.
@@ -477,13 +476,21 @@ impl Server {
         }
     }
 
+    /// Schedules one write of `token` at the end of this turn.
+    fn mark_dirty(&mut self, token: Token) {
+        if let Some(conn) = self.conns.get_mut(token) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(token);
+            }
+        }
+    }
+
     fn flush_dirty(&mut self, now: Instant) {
         for token in std::mem::take(&mut self.dirty) {
             if let Some(conn) = self.conns.get_mut(token) {
                 conn.dirty = false;
-                if !conn.want_writable {
-                    self.write_conn(token, now);
-                }
+                self.write_conn(token, now);
             }
         }
     }
@@ -499,24 +506,32 @@ impl Server {
         }
         let mut slices = Vec::with_capacity(16);
         out.io_slices(&mut slices, MAX_IOVECS);
+        let offered: usize = slices.iter().map(|s| s.len()).sum();
         let result = conn.socket.write_vectored(&slices);
         drop(slices);
+        // Whether the kernel may still have room. Then no WRITABLE edge will
+        // come (epoll is edge-triggered), so the rest goes out next turn.
+        let mut room_left = false;
         match result {
             Ok(n) => {
                 let t = conn.session.transport();
                 conn.session.output().consume(n);
                 self.stats.of(t).bytes_out += n as u64;
+                room_left = n == offered;
             }
-            // The send buffer is full: wait for WRITABLE.
+            // The send buffer is full: wait for the WRITABLE edge.
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            // Interrupted: the next WRITABLE or turn retries.
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            // Interrupted by a signal: try again next turn.
+            Err(e) if e.kind() == ErrorKind::Interrupted => room_left = true,
             // Broken pipe, reset: the peer is gone.
             Err(_e) => return self.close_conn(token, now),
         }
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
+        if room_left && !conn.session.output().is_empty() {
+            return self.mark_dirty(token);
+        }
         let remaining = !conn.session.output().is_empty();
         if remaining != conn.want_writable {
             conn.want_writable = remaining;
