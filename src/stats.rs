@@ -386,15 +386,27 @@ impl TraceEvent {
 /// Collects trace events when someone is watching; costs a branch otherwise.
 #[derive(Debug, Default)]
 pub struct Tracer {
+    /// `--trace`: the loop prints every event.
     pub enabled: bool,
+    /// Connections streaming `GET /trace`. Their own events are never
+    /// recorded, so the stream does not trace itself.
+    pub watchers: Vec<usize>,
     pub events: Vec<TraceEvent>,
 }
 
 impl Tracer {
-    /// Records an event built by `make`, only when tracing is on.
+    /// Whether anyone wants events.
+    pub fn is_on(&self) -> bool {
+        self.enabled || !self.watchers.is_empty()
+    }
+
+    /// Records an event built by `make`, only when someone is watching.
     pub fn record(&mut self, make: impl FnOnce() -> TraceEvent) {
-        if self.enabled {
-            self.events.push(make());
+        if self.is_on() {
+            let event = make();
+            if !self.watchers.contains(&event.conn) {
+                self.events.push(event);
+            }
         }
     }
 }

@@ -346,3 +346,37 @@ fn shutdown_answers_in_flight_requests_and_stops() {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header("connection"), Some("close"));
 }
+
+#[test]
+fn the_trace_stream_shows_other_sockets_and_never_itself() {
+    let srv = TestServer::default();
+    let mut watcher = srv.connect();
+    watcher
+        .write_all(b"GET /trace HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut r = BufReader::new(watcher);
+    let (status, headers) = common::read_head(&mut r);
+    assert_eq!(status, 200);
+    assert!(headers
+        .iter()
+        .any(|(n, v)| n == "Content-Type" && v == "text/event-stream"));
+    let id = srv.publish("traced", "x");
+    let mut parser = pushlab::wire::sse::Parser::new();
+    let mut kinds = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The publish's socket: accept, request, response, close.
+    while !kinds.contains(&"close".to_string()) {
+        let n = std::io::Read::read(r.get_mut(), &mut buf).unwrap();
+        assert!(n > 0, "trace stream ended");
+        parser.feed(&buf[..n]);
+        while let Ok(pushlab::wire::sse::Decoded::Event(e)) = parser.next_event() {
+            let v: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+            assert_eq!(v["kind"].as_str(), Some(e.event_type.as_str()));
+            assert!(v["conn"].is_u64() && v["transport"].is_string());
+            kinds.push(e.event_type);
+        }
+    }
+    assert_eq!(kinds[..2], ["accept".to_string(), "request".to_string()]);
+    assert!(kinds.contains(&"response".to_string()));
+    let _ = id;
+}

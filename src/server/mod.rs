@@ -118,7 +118,7 @@ impl Server {
         let hub = MemoryHub::new(&new_epoch(), config.history, config.history_ttl);
         let tracer = Tracer {
             enabled: config.trace,
-            events: Vec::new(),
+            ..Tracer::default()
         };
         Ok(Server {
             poll,
@@ -220,7 +220,7 @@ impl Server {
                 self.resume_accepting(now);
             }
             self.flush_dirty(now);
-            self.emit_trace();
+            self.emit_trace(now);
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || now >= deadline {
                     return Ok(());
@@ -581,18 +581,36 @@ impl Server {
         }
     }
 
-    fn emit_trace(&mut self) {
+    /// Prints the turn's socket events (`--trace`) and streams them to the
+    /// `/trace` watchers, each event encoded once.
+    fn emit_trace(&mut self, now: Instant) {
         if self.tracer.events.is_empty() {
             return;
         }
+        let events = std::mem::take(&mut self.tracer.events);
         if self.config.trace {
             let stdout = io::stdout();
             let mut out = stdout.lock();
-            for e in &self.tracer.events {
+            for e in &events {
                 let _ = writeln!(out, "{}", e.to_line());
             }
             let _ = out.flush();
         }
-        self.tracer.events.clear();
+        if self.tracer.watchers.is_empty() {
+            return;
+        }
+        let encoded: Vec<(usize, Rc<[u8]>)> = events
+            .iter()
+            .map(|e| {
+                let mut bytes = Vec::with_capacity(160);
+                crate::wire::sse::encode_event(&mut bytes, None, Some(e.kind), &e.to_json());
+                (e.conn, Rc::from(bytes))
+            })
+            .collect();
+        for token in self.tracer.watchers.clone() {
+            let token = Token(token);
+            self.with_session(token, now, |s, ctx| s.handle_trace(&encoded, ctx));
+            self.settle(token, now);
+        }
     }
 }

@@ -220,15 +220,7 @@ impl Session {
             Route::LongPoll => self.start_long_poll(req, &query, ctx),
             Route::Events => self.start_sse(req, &head, &query, ctx),
             Route::Ws | Route::Echo => self.start_websocket(r, &head, &query, ctx),
-            Route::Trace => {
-                self.count_request(Transport::Http, ctx);
-                self.respond_error(
-                    501,
-                    "the trace stream is not built yet",
-                    !req.keep_alive,
-                    ctx,
-                );
-            }
+            Route::Trace => self.start_trace(ctx),
         }
     }
 

@@ -41,6 +41,7 @@ pub mod output;
 pub mod routing;
 pub mod short_poll;
 pub mod sse;
+pub mod trace;
 pub mod websocket;
 
 use std::rc::Rc;
@@ -130,6 +131,8 @@ pub(crate) enum State {
     Sse(Box<sse::Stream>),
     /// A WebSocket after the handshake.
     WebSocket(Box<websocket::WsConn>),
+    /// `GET /trace`: an SSE stream of socket events.
+    Trace(trace::Watch),
 }
 
 /// One client connection.
@@ -230,7 +233,7 @@ impl Session {
         }
         match self.state {
             // An SSE client has nothing to say; what it sends is dropped.
-            State::Sse(_) => return,
+            State::Sse(_) | State::Trace(_) => return,
             State::WebSocket(_) => return self.ws_input(data, ctx),
             _ => {}
         }
@@ -262,7 +265,7 @@ impl Session {
                 self.lifecycle = Lifecycle::Closed;
             }
             // A streaming client that hangs up is gone.
-            State::Sse(_) | State::WebSocket(_) => {
+            State::Sse(_) | State::WebSocket(_) | State::Trace(_) => {
                 self.lifecycle = Lifecycle::Closed;
             }
             // Half-close after requests: answer what was asked, then close.
@@ -288,7 +291,7 @@ impl Session {
             }
             State::Sse(_) => self.sse_message(msg, ctx),
             State::WebSocket(_) => self.ws_message(msg, ctx),
-            State::Head { .. } | State::Body { .. } => {}
+            State::Head { .. } | State::Body { .. } | State::Trace(_) => {}
         }
     }
 
@@ -311,6 +314,8 @@ impl Session {
                 self.sse_timeout(ctx);
             } else if let State::WebSocket(_) = self.state {
                 self.ws_timeout(ctx);
+            } else if let State::Trace(_) = self.state {
+                self.trace_heartbeat(ctx);
             } else if let State::LongPoll(_) = self.state {
                 self.release_hold(long_poll::Release::Timeout, ctx);
                 self.process_input(ctx);
@@ -333,6 +338,7 @@ impl Session {
             State::LongPoll(hold) => Some(hold.deadline),
             State::Sse(stream) => stream.next_deadline(),
             State::WebSocket(ws) => ws.next_deadline(),
+            State::Trace(watch) => Some(watch.heartbeat_at),
         }
     }
 
@@ -375,6 +381,7 @@ impl Session {
             State::LongPoll(_) => self.end_hold_dropped(ctx),
             State::Sse(_) => self.sse_close(ctx),
             State::WebSocket(_) => self.ws_close(ctx),
+            State::Trace(_) => self.trace_close(ctx),
             _ => {}
         }
         let lifetime = ctx.now - self.opened_at;
@@ -419,7 +426,7 @@ impl Session {
             let progressed = match self.state {
                 State::Head { .. } => self.step_head(ctx),
                 State::Body { .. } => self.step_body(ctx),
-                State::LongPoll(_) | State::Sse(_) | State::WebSocket(_) => false,
+                State::LongPoll(_) | State::Sse(_) | State::WebSocket(_) | State::Trace(_) => false,
             };
             if !progressed {
                 break;
