@@ -95,11 +95,11 @@ pub struct Counters {
 impl Counters {
     /// Mean lifetime of closed sockets.
     pub fn mean_lifetime(&self) -> Duration {
-        if self.sockets_closed == 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_micros(self.lifetime_micros / self.sockets_closed)
-        }
+        Duration::from_micros(
+            self.lifetime_micros
+                .checked_div(self.sockets_closed)
+                .unwrap_or(0),
+        )
     }
 
     /// Records a WebSocket close code.
@@ -241,7 +241,7 @@ impl Stats {
     /// `/metrics` in the Prometheus text exposition format.
     pub fn to_prometheus(&self) -> Vec<u8> {
         let mut s = String::new();
-        let series: [(&str, &str, fn(&Counters) -> u64); 20] = [
+        let series: [Series; 20] = [
             ("sockets_opened_total", "Sockets opened", |c| {
                 c.sockets_opened
             }),
@@ -250,8 +250,8 @@ impl Stats {
                 c.sockets_closed
             }),
             (
-                "socket_lifetime_seconds_sum",
-                "Summed lifetime of closed sockets (µs → s in name only: value in microseconds)",
+                "socket_lifetime_microseconds_total",
+                "Summed lifetime of closed sockets, in microseconds",
                 |c| c.lifetime_micros,
             ),
             ("requests_total", "HTTP requests", |c| c.requests),
@@ -341,6 +341,9 @@ impl Stats {
         s.into_bytes()
     }
 }
+
+/// A Prometheus series: name, help text, and how to read it from [`Counters`].
+type Series = (&'static str, &'static str, fn(&Counters) -> u64);
 
 /// One socket event, for `--trace` and `GET /trace`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -67,11 +67,14 @@ impl Session {
                 return true;
             }
         };
-        let (id, t, target) = (self.id, self.transport, head.target.clone());
-        let method = head.method.as_str().to_string();
-        ctx.trace(id, t, "request", len, || format!("{method} {target}"));
-
         let routed = route(&head.method, head.path());
+        if let Routed::Found(r) = routed {
+            self.classify(r.transport(), ctx);
+        }
+        let (id, t) = (self.id, self.transport);
+        ctx.trace(id, t, "request", len, || {
+            format!("{} {}", head.method.as_str(), head.target)
+        });
         let needs_body = routed == Routed::Found(Route::Publish);
         if head.framing == BodyFraming::None && !needs_body {
             self.dispatch(head, Vec::new(), ctx);

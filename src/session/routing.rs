@@ -1,6 +1,7 @@
 //! The route table of DESIGN.md §1: which path goes to which transport, and
 //! which methods each path allows (for `405` and its `Allow` header).
 
+use crate::stats::Transport;
 use crate::wire::http1::Method;
 
 /// What a request asks for.
@@ -26,6 +27,21 @@ pub enum Route {
     Metrics,
     /// `GET /trace`: SSE stream of socket events.
     Trace,
+}
+
+impl Route {
+    /// The transport a socket counts under once it makes this request.
+    pub fn transport(self) -> Transport {
+        match self {
+            Route::Poll => Transport::Poll,
+            Route::LongPoll => Transport::LongPoll,
+            Route::Events => Transport::Sse,
+            Route::Ws | Route::Echo => Transport::Ws,
+            Route::Page | Route::Publish | Route::Stats | Route::Metrics | Route::Trace => {
+                Transport::Http
+            }
+        }
+    }
 }
 
 /// The outcome of routing.
