@@ -38,11 +38,14 @@ impl TestServer {
         config.addr = "127.0.0.1:0".parse().unwrap();
         let token = config.publish_token.clone();
         let (tx, rx) = std::sync::mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let mut server = Server::bind(config).expect("bind");
-            tx.send((server.local_addr(), server.handle())).unwrap();
-            server.run().expect("event loop");
-        });
+        let thread = std::thread::Builder::new()
+            .name("pushlab-server".into())
+            .spawn(move || {
+                let mut server = Server::bind(config).expect("bind");
+                tx.send((server.local_addr(), server.handle())).unwrap();
+                server.run().expect("event loop");
+            })
+            .unwrap();
         let (addr, handle) = rx.recv_timeout(io_timeout()).expect("server started");
         TestServer {
             addr,
@@ -69,6 +72,28 @@ impl TestServer {
     /// `http://addr`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// CPU time the server thread has used so far (needs no descriptor,
+    /// so it works when the process has run out of them).
+    pub fn cpu_time(&self) -> Duration {
+        use std::os::unix::thread::JoinHandleExt;
+        let thread = self.thread.as_ref().expect("running").as_pthread_t();
+        // SAFETY: the thread is alive (joined only in stop()); both calls
+        // only write the out-parameters we pass.
+        unsafe {
+            let mut clock: libc::clockid_t = 0;
+            assert_eq!(
+                libc::pthread_getcpuclockid(thread as libc::pthread_t, &mut clock),
+                0
+            );
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            assert_eq!(libc::clock_gettime(clock, &mut ts), 0);
+            Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+        }
     }
 
     /// Stops the server and waits for its thread.
