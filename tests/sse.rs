@@ -486,3 +486,20 @@ fn max_lifetime_closes_streams_and_a_reconnecting_client_misses_nothing() {
     assert!(stats["max_lifetime_closes"].as_u64().unwrap() >= 2);
     assert_eq!(stats["gaps_reported"], 0);
 }
+
+#[test]
+fn a_replay_longer_than_one_vectored_write_arrives_whole() {
+    // One shared chunk per message: 1,000 of them are more than one
+    // `writev` takes (MAX_IOVECS), so the replay needs several turns.
+    const COUNT: usize = 1000;
+    let server = TestServer::start(config());
+    let mut p = Publisher::new(&server);
+    for i in 0..COUNT {
+        p.publish("many", &i.to_string());
+    }
+    let mut c = SseClient::open(&server, "/events?topic=many&since=0", "");
+    for i in 0..COUNT {
+        assert_eq!(c.next_event().data, i.to_string());
+    }
+    assert_eq!(sse_stats(&server)["messages_delivered"], COUNT);
+}

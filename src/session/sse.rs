@@ -417,7 +417,7 @@ mod tests {
                 stats: Stats::default(),
                 tracer: Tracer {
                     enabled: true,
-                    events: Vec::new(),
+                    ..Tracer::default()
                 },
                 published: Vec::new(),
                 now: Instant::ZERO,
