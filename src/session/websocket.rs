@@ -1,25 +1,216 @@
-//! WebSockets on a session (stub: being written).
+//! WebSockets on a session, [RFC 6455](https://www.rfc-editor.org/rfc/rfc6455):
+//! `GET /ws?topic=T[,U…]&since=…` (pub/sub) and `GET /echo`. The codec in
+//! [`crate::wire::websocket`] decodes and encodes; this file decides what a
+//! connection does with each event and when it ends (docs/websocket.md walks
+//! through a captured session).
+//!
+//! The life of a connection:
+//! 1. The opening handshake (§4.2): `validate_request`, then the origin
+//!    policy (§10.2, `--allow-origin`; none = same origin only) → `101`, or
+//!    the error status (`426` with `Sec-WebSocket-Version: 13`, `405` with
+//!    `Allow: GET`, `400`, `403`) with the connection kept as for any other
+//!    well-framed request. Bytes the client pipelined behind its head are
+//!    the first frames.
+//! 2. On `/ws`: subscribe, then the resume notices and the replay after
+//!    `since` (`{"reset":true}`, `{"missed":N}`, then the kept messages), then
+//!    live messages. Each message is one text frame holding its JSON object,
+//!    encoded once per message ([`ws_frame_of`]) and shared by every
+//!    subscriber: fan-out is a refcount bump.
+//! 3. Frames in: on `/echo` every text or binary message comes back with the
+//!    same opcode; on `/ws` a text message is published (rules below) and a
+//!    binary one closes with 1003. A ping is answered with a pong (§5.5.2).
+//! 4. Liveness: a ping every `--ws-ping`; at the next tick, a peer that sent
+//!    nothing at all since the previous ping (neither its pong nor any other
+//!    frame) is closed with 1011 "ping timeout".
+//! 5. The closing handshake (§7): whoever closes first, the connection ends
+//!    in [`Lifecycle::Closing`]: our close frame is flushed, the server shuts
+//!    its write side (§7.1.1: "the server SHOULD close the underlying TCP
+//!    connection first") and drains the client for [`super::LINGER`] while
+//!    its close frame and FIN arrive. A close that cannot be flushed within
+//!    [`CLOSE_TIMEOUT`] drops the connection.
+//!
+//! House rules:
+//! - Publishing on `/ws`: with one topic, the text is the message. With
+//!   several, the text must be `{"topic":"T","data":"D"}` with T one of the
+//!   connection's topics; anything else closes with 1008. With
+//!   `--publish-token`, a client may publish only if its handshake carried
+//!   `Authorization: Bearer <token>` (browsers cannot set it, so browser
+//!   clients only subscribe); otherwise its text closes with 1008. A
+//!   message over `--max-message` closes with 1009.
+//! - No message is sent twice: the connection remembers the last sequence
+//!   number it sent, and a live message at or below it is skipped.
+//! - Two limits on output. Bytes the peer causes (echoes, pongs) are
+//!   *back-pressure*: past `--max-queued-bytes` queued, the server stops
+//!   reading the peer until its queue is flushed. Bytes other publishers
+//!   cause (fan-out) make a *slow consumer*: past `--max-queued-bytes`
+//!   queued after the replay, the connection is dropped at once (it can
+//!   resume with `since`). The replay is exempt, as for SSE.
+//! - `/stats` counts `frames_in`/`frames_out` per message and per control
+//!   frame (a fragmented message counts once: the codec hands over whole
+//!   messages), and one close code per connection: the code of the close
+//!   frame that started the closing handshake, 1005 for an empty one, 1006
+//!   when the connection ended without any.
+//!
+//! Not implemented: extensions (permessage-deflate, §9), subprotocols
+//! (`Sec-WebSocket-Protocol`, §1.9), `wss://`.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use super::routing::Route;
-use super::{Ctx, Session};
-use crate::hub::Message;
+use super::short_poll::json_of;
+use super::{Ctx, Lifecycle, Session, State};
+use crate::hub::{Batch, Cursor, Message};
 use crate::stats::Transport;
 use crate::timers::Instant;
-use crate::wire::http1::RequestHead;
-use crate::wire::query::Query;
+use crate::wire::http1::{RequestHead, Version};
+use crate::wire::query::{ParamError, Query};
+use crate::wire::websocket::{
+    encode_frame, encode_header, encode_response, origin_allowed, validate_request, CloseCode,
+    DataOpcode, Event, FrameHeader, Opcode, Protocol, ProtocolError, Role,
+};
+
+/// How long our close frame may take to be flushed before the connection is
+/// dropped; after the flush, [`super::LINGER`] bounds the wait for the
+/// peer's close (RFC 6455 §7.1.1 leaves both to the server).
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+const TEXT: Opcode = Opcode::Data(DataOpcode::Text);
+const BINARY: Opcode = Opcode::Data(DataOpcode::Binary);
+
+/// The message as one unfragmented, unmasked text frame holding its JSON
+/// object, made on first use and shared by every connection that sends it.
+pub fn ws_frame_of(msg: &Message) -> &Rc<[u8]> {
+    msg.encoded.ws_frame.get_or_init(|| {
+        let json = json_of(msg);
+        let mut out = Vec::new();
+        encode_frame(TEXT, true, json, &mut out);
+        out.into()
+    })
+}
+
+/// What the connection is for.
+#[derive(Debug)]
+enum Mode {
+    /// `/echo`: every data message comes back.
+    Echo,
+    /// `/ws`: messages of `topics` go out; text coming in is published.
+    PubSub {
+        topics: Vec<Rc<str>>,
+        /// `--publish-token` is unset, or the handshake carried it.
+        can_publish: bool,
+    },
+}
 
 /// A WebSocket connection after the handshake.
-pub struct WsConn {}
+#[derive(Debug)]
+pub struct WsConn {
+    mode: Mode,
+    protocol: Protocol,
+    /// The highest sequence number sent (or skipped as already sent).
+    last_seq: u64,
+    /// When the next ping is due; `None` when pings are off or closing.
+    next_ping: Option<Instant>,
+    /// The unanswered ping: when it was sent (also its payload).
+    ping_sent_at: Option<Instant>,
+    /// Bytes arrived since the last ping was sent.
+    heard: bool,
+    /// Set once we are closing: past it the connection is dropped.
+    close_deadline: Option<Instant>,
+    /// The code of the close frame that started the closing handshake.
+    close_code: Option<u16>,
+    /// Output queued past which the peer is no longer read.
+    backpressure_at: usize,
+    /// Bytes queued by the handshake and the replay (exempt from the
+    /// slow-consumer limit), and over the connection's life.
+    initial_bytes: u64,
+    queued_total: u64,
+}
 
 impl WsConn {
+    /// The earliest of the next ping and the closing deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
-        None
+        [self.next_ping, self.close_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Whether the peer should be read, with `queued` bytes not yet written.
+    pub fn wants_read(&self, queued: usize) -> bool {
+        queued < self.backpressure_at
+    }
+
+    /// Bytes queued after the initial ones, given `pending` bytes not yet
+    /// written: whatever was written went out in order, initial bytes first.
+    fn live_backlog(&self, pending: usize) -> usize {
+        let written = self.queued_total.saturating_sub(pending as u64);
+        let initial_left = self.initial_bytes.saturating_sub(written);
+        pending.saturating_sub(initial_left as usize)
+    }
+}
+
+/// `Authorization: Bearer <token>` on the handshake, compared without an
+/// early exit.
+fn has_token(head: &RequestHead, token: &str) -> bool {
+    let Some(given) = head
+        .header("authorization")
+        .and_then(|v| v.strip_prefix(b"Bearer "))
+        .map(<[u8]>::trim_ascii)
+    else {
+        return false;
+    };
+    given.len() == token.len()
+        && given
+            .iter()
+            .zip(token.as_bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// `{"missed":N}` / `{"reset":true}` as text frames, reset first.
+fn encode_notices(batch: &Batch, out: &mut Vec<u8>) -> u64 {
+    let mut frames = 0;
+    if batch.reset {
+        encode_frame(TEXT, true, b"{\"reset\":true}", out);
+        frames += 1;
+    }
+    if batch.missed > 0 {
+        let json = format!("{{\"missed\":{}}}", batch.missed);
+        encode_frame(TEXT, true, json.as_bytes(), out);
+        frames += 1;
+    }
+    frames
+}
+
+/// Topic and data of a message published on a multi-topic connection:
+/// `{"topic":"T","data":"D"}` with T among `topics`.
+fn parse_publish(text: &str, topics: &[Rc<str>]) -> Option<(Rc<str>, String)> {
+    let serde_json::Value::Object(mut obj) = serde_json::from_str(text).ok()? else {
+        return None;
+    };
+    let serde_json::Value::String(data) = obj.remove("data")? else {
+        return None;
+    };
+    let topic = obj.get("topic")?.as_str()?;
+    let topic = topics.iter().find(|t| &***t == topic)?.clone();
+    Some((topic, data))
+}
+
+/// A short description of an event for the trace.
+fn describe(event: &Event) -> (&'static str, usize) {
+    match event {
+        Event::Text(s) => ("text", s.len()),
+        Event::Binary(b) => ("binary", b.len()),
+        Event::Ping(p) => ("ping", p.len()),
+        Event::Pong(p) => ("pong", p.len()),
+        Event::Close { code, reason } => ("close", code.map_or(0, |_| 2 + reason.len())),
+        Event::NeedData => ("", 0),
     }
 }
 
 impl Session {
+    /// `GET /ws` and `GET /echo`: the opening handshake.
     pub(super) fn start_websocket(
         &mut self,
         route: Route,
@@ -27,23 +218,403 @@ impl Session {
         query: &Query,
         ctx: &mut Ctx,
     ) {
-        let _ = (route, query);
         self.count_request(Transport::Ws, ctx);
-        self.respond_error(501, "WebSockets are not built yet", !head.keep_alive, ctx);
+        let close = !head.keep_alive;
+        let is_http11 = head.version == Version::Http11;
+        let handshake = match validate_request(head.method.as_str(), is_http11, head.header_pairs())
+        {
+            Ok(h) => h,
+            Err(e) => {
+                let extra: Vec<_> = e.response_header().into_iter().collect();
+                return self.respond_error_with(e.status(), &e.to_string(), close, &extra, ctx);
+            }
+        };
+        // RFC 6455 §10.2: the server decides which origins may connect; a
+        // page of another site must not ride on the user's cookies.
+        let origin = handshake.origin.as_deref();
+        if !origin_allowed(origin, handshake.host.as_deref(), &ctx.config.allow_origins) {
+            let why = format!(
+                "origin {} may not open a WebSocket here (see --allow-origin)",
+                String::from_utf8_lossy(origin.unwrap_or_default())
+            );
+            return self.respond_error(403, &why, close, ctx);
+        }
+        let (mode, batch, resumed) = match route {
+            Route::Ws => match self.ws_subscribe(head, query, ctx) {
+                Ok(v) => v,
+                Err((status, why)) => return self.respond_error(status, &why, close, ctx),
+            },
+            _ => (Mode::Echo, Batch::default(), false),
+        };
+
+        let mut first = Vec::with_capacity(160);
+        encode_response(&handshake.accept, &mut first);
+        let notices = encode_notices(&batch, &mut first);
+        let mut queued = first.len();
+        self.out.push_owned(first);
+        for m in &batch.messages {
+            let frame = ws_frame_of(m);
+            queued += frame.len();
+            self.out.push_shared(frame);
+        }
+        let c = ctx.stats.of(Transport::Ws);
+        c.frames_out += notices + batch.messages.len() as u64;
+        c.messages_delivered += batch.messages.len() as u64;
+        c.resumes += u64::from(resumed);
+        c.gaps_reported += u64::from(batch.missed > 0);
+        c.resets_reported += u64::from(batch.reset);
+        let (id, t) = (self.id, self.transport);
+        ctx.trace(id, t, "response", queued, || match &mode {
+            Mode::Echo => "101 websocket echo".into(),
+            Mode::PubSub { topics, .. } => format!(
+                "101 websocket topics={} replay={} missed={} reset={}",
+                topics.len(),
+                batch.messages.len(),
+                batch.missed,
+                batch.reset
+            ),
+        });
+
+        let max_message = match mode {
+            Mode::Echo => ctx.config.ws_max_message,
+            Mode::PubSub { .. } => ctx.config.ws_max_message.min(ctx.config.max_message),
+        };
+        let ping = ctx.config.ws_ping;
+        let last_replayed = batch.messages.last().map_or(0, |m| m.seq);
+        let conn = WsConn {
+            mode,
+            protocol: Protocol::new(Role::Server, max_message),
+            last_seq: batch.next_seq.max(last_replayed),
+            next_ping: (!ping.is_zero()).then(|| ctx.now + ping),
+            ping_sent_at: None,
+            heard: false,
+            close_deadline: None,
+            close_code: None,
+            backpressure_at: ctx.config.max_queued_bytes,
+            initial_bytes: queued as u64,
+            queued_total: queued as u64,
+        };
+        // The HTTP exchange is over: what follows the head is frames.
+        let pipelined = std::mem::take(&mut self.input);
+        self.answered += 1;
+        self.idle_deadline = None;
+        self.state = State::WebSocket(Box::new(conn));
+        if !pipelined.is_empty() {
+            self.ws_input(&pipelined, ctx);
+        }
     }
+
+    /// `/ws` parameters: subscribe to the topics and read the replay.
+    /// Returns the mode, the replay, and whether a cursor was given.
+    fn ws_subscribe(
+        &mut self,
+        head: &RequestHead,
+        query: &Query,
+        ctx: &mut Ctx,
+    ) -> Result<(Mode, Batch, bool), (u16, String)> {
+        let (topics, cursor) = query
+            .topics()
+            .and_then(|t| Ok((t, query.cursor("since")?)))
+            .map_err(|ParamError(why)| (400, why))?;
+        for (i, topic) in topics.iter().enumerate() {
+            if let Err(e) = ctx.hub.subscribe(topic, self.id) {
+                for t in &topics[..i] {
+                    ctx.hub.unsubscribe(t, self.id);
+                }
+                return Err((e.status(), e.to_string()));
+            }
+        }
+        // Subscribed and read in the same call: nothing is published in
+        // between, so the replay and the live messages meet exactly.
+        let batch = ctx
+            .hub
+            .read(&topics, cursor.as_ref().unwrap_or(&Cursor::Now), ctx.now);
+        let can_publish = match &ctx.config.publish_token {
+            None => true,
+            Some(token) => has_token(head, token),
+        };
+        let mode = Mode::PubSub {
+            topics,
+            can_publish,
+        };
+        Ok((mode, batch, cursor.is_some()))
+    }
+
+    /// Bytes read from a WebSocket.
     pub(super) fn ws_input(&mut self, data: &[u8], ctx: &mut Ctx) {
-        let _ = (data, ctx);
+        let State::WebSocket(conn) = &mut self.state else {
+            return;
+        };
+        conn.heard = true;
+        conn.protocol.receive_data(data);
+        while self.lifecycle == Lifecycle::Open {
+            let State::WebSocket(conn) = &mut self.state else {
+                return;
+            };
+            match conn.protocol.next_event() {
+                Ok(Event::NeedData) => return,
+                Ok(event) => self.ws_event(event, ctx),
+                Err(err) => return self.ws_fail(err, ctx),
+            }
+        }
     }
+
+    fn ws_event(&mut self, event: Event, ctx: &mut Ctx) {
+        let (kind, len) = describe(&event);
+        ctx.stats.of(Transport::Ws).frames_in += 1;
+        let (id, t) = (self.id, self.transport);
+        let State::WebSocket(conn) = &mut self.state else {
+            return;
+        };
+        let is_echo = matches!(conn.mode, Mode::Echo);
+        match event {
+            Event::Text(text) => {
+                ctx.trace(id, t, "frame", len, || format!("in {kind}"));
+                if is_echo {
+                    self.ws_send_data(TEXT, text.into_bytes(), ctx);
+                } else {
+                    self.ws_publish(text, ctx);
+                }
+            }
+            Event::Binary(data) => {
+                ctx.trace(id, t, "frame", len, || format!("in {kind}"));
+                if is_echo {
+                    self.ws_send_data(BINARY, data, ctx);
+                } else {
+                    let why = "/ws takes text messages only";
+                    self.ws_close_first(CloseCode::UNSUPPORTED, why, ctx);
+                }
+            }
+            Event::Ping(payload) => {
+                ctx.trace(id, t, "frame", len, || format!("in {kind}"));
+                // RFC 6455 §5.5.2: "Upon receipt of a Ping frame, an
+                // endpoint MUST send a Pong frame in response".
+                let mut out = Vec::new();
+                conn.protocol.send_pong(&payload, &mut out);
+                self.ws_push_control(out, "pong", ctx);
+            }
+            Event::Pong(payload) => {
+                ctx.stats.of(Transport::Ws).pongs_received += 1;
+                // A pong echoes our ping's payload: the time it was sent.
+                let rtt = conn
+                    .ping_sent_at
+                    .filter(|at| payload == at.as_micros().to_be_bytes())
+                    .map(|at| ctx.now - at);
+                if rtt.is_some() {
+                    conn.ping_sent_at = None;
+                }
+                ctx.trace(id, t, "frame", len, || match rtt {
+                    Some(rtt) => format!("in pong rtt_us={}", rtt.as_micros()),
+                    None => "in pong".into(),
+                });
+            }
+            Event::Close { code, reason } => {
+                let wire = code.map_or(CloseCode::NO_STATUS.0, |c| c.0);
+                ctx.trace(id, t, "frame", len, || {
+                    format!("in close {wire} {reason:?}")
+                });
+                conn.close_code.get_or_insert(wire);
+                // RFC 6455 §5.5.1: the endpoint "MUST send a Close frame in
+                // response", typically "echoing the status code it received".
+                // After our own close this sends nothing: the handshake is done.
+                let mut out = Vec::new();
+                conn.protocol.send_close(code, "", &mut out);
+                if !out.is_empty() {
+                    self.ws_push_control(out, &format!("close {wire}"), ctx);
+                }
+                self.ws_closing(ctx);
+            }
+            Event::NeedData => {}
+        }
+    }
+
+    /// A text message on `/ws`: publish it to the connection's topic.
+    fn ws_publish(&mut self, text: String, ctx: &mut Ctx) {
+        let State::WebSocket(conn) = &self.state else {
+            return;
+        };
+        let Mode::PubSub {
+            topics,
+            can_publish,
+        } = &conn.mode
+        else {
+            return;
+        };
+        if !can_publish {
+            let why = "publishing needs the publish token";
+            return self.ws_close_first(CloseCode::POLICY, why, ctx);
+        }
+        let (topic, data) = match topics.as_slice() {
+            [one] => (one.clone(), text),
+            _ => match parse_publish(&text, topics) {
+                Some(v) => v,
+                None => {
+                    let why = "with several topics send {\"topic\":T,\"data\":D}, T subscribed";
+                    return self.ws_close_first(CloseCode::POLICY, why, ctx);
+                }
+            },
+        };
+        match ctx.hub.publish(&topic, &data, ctx.now) {
+            Ok(msg) => {
+                ctx.stats.messages_published += 1;
+                ctx.published.push(msg);
+            }
+            Err(_) => self.ws_close_first(CloseCode::INTERNAL, "publish failed", ctx),
+        }
+    }
+
+    /// Queues one unfragmented data frame, moving `payload` (no copy).
+    fn ws_send_data(&mut self, opcode: Opcode, payload: Vec<u8>, ctx: &mut Ctx) {
+        let State::WebSocket(conn) = &mut self.state else {
+            return;
+        };
+        // RFC 6455 §5.5.1: after a Close frame, no more data frames.
+        if conn.protocol.is_close_sent() {
+            return;
+        }
+        let header = FrameHeader::new(opcode, true, None, payload.len() as u64);
+        let mut head = Vec::with_capacity(header.encoded_len());
+        encode_header(&header, &mut head);
+        let n = head.len() + payload.len();
+        conn.queued_total += n as u64;
+        self.out.push_owned(head);
+        self.out.push_owned(payload);
+        ctx.stats.of(Transport::Ws).frames_out += 1;
+        let kind = if opcode == TEXT { "text" } else { "binary" };
+        ctx.trace(self.id, self.transport, "frame", n, || {
+            format!("out {kind}")
+        });
+    }
+
+    /// Queues a control frame the codec encoded.
+    fn ws_push_control(&mut self, frame: Vec<u8>, what: &str, ctx: &mut Ctx) {
+        let State::WebSocket(conn) = &mut self.state else {
+            return;
+        };
+        if frame.is_empty() {
+            return;
+        }
+        let n = frame.len();
+        conn.queued_total += n as u64;
+        self.out.push_owned(frame);
+        ctx.stats.of(Transport::Ws).frames_out += 1;
+        ctx.trace(self.id, self.transport, "frame", n, || {
+            format!("out {what}")
+        });
+    }
+
+    /// The peer broke a rule: close with the rule's code (the caller's
+    /// contract on [`Protocol`], item 5).
+    fn ws_fail(&mut self, err: ProtocolError, ctx: &mut Ctx) {
+        self.ws_close_first(err.close_code(), &err.to_string(), ctx);
+    }
+
+    /// We start the closing handshake with `code`.
+    fn ws_close_first(&mut self, code: CloseCode, reason: &str, ctx: &mut Ctx) {
+        let State::WebSocket(conn) = &mut self.state else {
+            return;
+        };
+        if !conn.protocol.is_close_sent() {
+            conn.close_code.get_or_insert(code.0);
+            let mut out = Vec::new();
+            conn.protocol.send_close(Some(code), reason, &mut out);
+            self.ws_push_control(out, &format!("close {code} {reason:?}"), ctx);
+        }
+        self.ws_closing(ctx);
+    }
+
+    /// Both close frames are queued or ours is: flush, then half-close.
+    fn ws_closing(&mut self, ctx: &mut Ctx) {
+        if let State::WebSocket(conn) = &mut self.state {
+            conn.next_ping = None;
+            conn.close_deadline = Some(ctx.now + CLOSE_TIMEOUT);
+        }
+        if self.lifecycle == Lifecycle::Open {
+            self.lifecycle = Lifecycle::Closing;
+        }
+    }
+
+    /// A message was published on one of the connection's topics.
     pub(super) fn ws_message(&mut self, msg: &Rc<Message>, ctx: &mut Ctx) {
-        let _ = (msg, ctx);
+        let State::WebSocket(conn) = &mut self.state else {
+            return;
+        };
+        // Already sent in the replay, or the connection is closing.
+        if msg.seq <= conn.last_seq || conn.protocol.is_close_sent() {
+            return;
+        }
+        conn.last_seq = msg.seq;
+        let frame = ws_frame_of(msg);
+        conn.queued_total += frame.len() as u64;
+        self.out.push_shared(frame);
+        let backlog = conn.live_backlog(self.out.len());
+        let c = ctx.stats.of(Transport::Ws);
+        c.frames_out += 1;
+        c.messages_delivered += 1;
+        let n = frame.len();
+        ctx.trace(self.id, self.transport, "frame", n, || {
+            format!("out text {}", msg.id)
+        });
+        if backlog > ctx.config.max_queued_bytes {
+            self.handle_overflow(ctx);
+        }
     }
+
+    /// The connection's deadline passed: a ping is due (or the peer missed
+    /// the last one), or the closing handshake took too long.
     pub(super) fn ws_timeout(&mut self, ctx: &mut Ctx) {
-        let _ = ctx;
+        let now = ctx.now;
+        let (id, t) = (self.id, self.transport);
+        let State::WebSocket(conn) = &mut self.state else {
+            return;
+        };
+        if conn.close_deadline.is_some_and(|at| now >= at) {
+            conn.close_deadline = None;
+            ctx.trace(id, t, "timeout", 0, || "websocket closing handshake".into());
+            self.lifecycle = Lifecycle::Closed;
+            return;
+        }
+        let Some(due) = conn.next_ping.filter(|&at| now >= at) else {
+            return;
+        };
+        if conn.ping_sent_at.is_some() && !conn.heard {
+            ctx.trace(id, t, "timeout", 0, || "websocket ping".into());
+            return self.ws_close_first(CloseCode::INTERNAL, "ping timeout", ctx);
+        }
+        let interval = ctx.config.ws_ping;
+        // Keep the cadence; after a stall, start again from now.
+        let next = due + interval;
+        conn.next_ping = Some(if next > now { next } else { now + interval });
+        conn.ping_sent_at = Some(now);
+        conn.heard = false;
+        let mut out = Vec::new();
+        conn.protocol
+            .send_ping(&now.as_micros().to_be_bytes(), &mut out);
+        ctx.stats.of(Transport::Ws).pings_sent += 1;
+        self.ws_push_control(out, "ping", ctx);
     }
+
+    /// The server is shutting down: close with 1001 "going away".
     pub(super) fn ws_shutdown(&mut self, ctx: &mut Ctx) {
-        let _ = ctx;
+        if self.lifecycle == Lifecycle::Open {
+            self.ws_close_first(CloseCode::GOING_AWAY, "server shutting down", ctx);
+        }
     }
+
+    /// The connection is being dropped: leave the topics, count how it ended.
     pub(super) fn ws_close(&mut self, ctx: &mut Ctx) {
-        let _ = ctx;
+        let State::WebSocket(conn) = &self.state else {
+            return;
+        };
+        if let Mode::PubSub { topics, .. } = &conn.mode {
+            for topic in topics {
+                ctx.hub.unsubscribe(topic, self.id);
+            }
+        }
+        let code = conn.close_code.unwrap_or(CloseCode::ABNORMAL.0);
+        ctx.stats.of(Transport::Ws).count_close_code(code);
     }
 }
+
+#[cfg(test)]
+mod tests;

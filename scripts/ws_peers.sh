@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Independent WebSocket clients against pushlab: the `ws` npm package (Node)
+# and the `websockets` PyPI package (Python), each a separate implementation
+# of RFC 6455 with its own framing, masking and closing handshake. Each
+# runs pub/sub between two clients (every message, once, in order), a
+# resume with `since`, echo of text and binary, and the close codes (1000
+# echoed, 1003 for binary on /ws).
+#
+# The script:
+#   1. installs ws into scripts/ws_peer/node_modules (`npm ci` from the
+#      committed package-lock.json) and websockets into a venv under the
+#      target directory, each only when missing;
+#   2. builds pushlab (cargo build --release);
+#   3. starts `pushlab --addr 127.0.0.1:0 --ws-ping 1s` and reads the bound
+#      address from its first stdout line;
+#   4. runs scripts/ws_peer/pubsub.mjs, then scripts/ws_peer/pubsub.py;
+#   5. stops the server by PID and prints one line per peer: PASS or FAIL.
+#
+# Usage: scripts/ws_peers.sh
+# Environment (all optional):
+#   PUSHLAB_BIN          run this binary instead of building target/release/pushlab
+#   WS_PEERS_COUNT       messages per run (default 1000)
+#   WS_PEERS_TIMEOUT     seconds each client run may take (default 120)
+#   WEBSOCKETS_VERSION   websockets version for the venv (default 15.0.1)
+#   BUILD_TIMEOUT        seconds the release build may take (default 1800)
+# Every wait is bounded, so the script always stops by itself. Exit status: 0
+# pass, 1 fail, 2 the run itself could not happen.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+peer_dir="$root/scripts/ws_peer"
+work="${CARGO_TARGET_DIR:-$root/target}/ws_peers"
+venv="$work/venv"
+server_log="$work/pushlab.log"
+count="${WS_PEERS_COUNT:-1000}"
+run_timeout="${WS_PEERS_TIMEOUT:-120}"
+websockets_version="${WEBSOCKETS_VERSION:-15.0.1}"
+build_timeout="${BUILD_TIMEOUT:-1800}"
+start_timeout=30
+
+say() { printf 'ws_peers: %s\n' "$*" >&2; }
+die() { say "$*"; exit 2; }
+
+mkdir -p "$work"
+command -v node >/dev/null || die "node is not installed (Node.js 20 or later is needed)"
+command -v npm >/dev/null || die "npm is not installed"
+command -v python3 >/dev/null || die "python3 is not installed"
+
+# 1. The client libraries, each installed only when missing.
+if [ ! -f "$peer_dir/node_modules/ws/package.json" ]; then
+    say "installing ws into $peer_dir/node_modules"
+    timeout 300 npm ci --prefix "$peer_dir" --no-audit --no-fund --loglevel=error >&2 ||
+        die "npm ci in $peer_dir failed"
+fi
+if [ ! -x "$venv/bin/python" ]; then
+    say "creating a Python venv in $venv"
+    timeout 120 python3 -m venv "$venv" ||
+        die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+fi
+installed="$("$venv/bin/python" -c \
+    'import importlib.metadata as m; print(m.version("websockets"))' 2>/dev/null || true)"
+if [ "$installed" != "$websockets_version" ]; then
+    say "installing websockets $websockets_version"
+    timeout 300 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "websockets==$websockets_version" || die "pip install websockets failed"
+fi
+
+# 2. The server binary.
+if [ -n "${PUSHLAB_BIN:-}" ]; then
+    bin="$PUSHLAB_BIN"
+else
+    say "building pushlab (release)"
+    timeout "$build_timeout" cargo build --release --bin pushlab ||
+        die "cargo build --release failed or took longer than ${build_timeout}s"
+    bin="${CARGO_TARGET_DIR:-$root/target}/release/pushlab"
+fi
+[ -x "$bin" ] || die "no executable at $bin"
+
+# 3. Start it on a free port; stop it by PID however the script ends. The
+# history holds every message of a run, so a resume never reports `missed`;
+# a short ping interval makes the libraries answer pings during the run.
+server_pid=""
+stop_server() {
+    [ -n "$server_pid" ] || return 0
+    if kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        for _ in $(seq 50); do
+            kill -0 "$server_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$server_pid" 2>/dev/null || true
+    fi
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+}
+trap stop_server EXIT
+trap 'exit 130' INT TERM
+
+"$bin" --addr 127.0.0.1:0 --history "$((count * 2))" --ws-ping 1s >"$server_log" 2>&1 &
+server_pid=$!
+
+port=""
+for _ in $(seq $((start_timeout * 10))); do
+    first_line="$(head -n 1 "$server_log" 2>/dev/null || true)"
+    if [[ "$first_line" =~ ^pushlab\ listening\ on\ http://127\.0\.0\.1:([0-9]+)/ ]]; then
+        port="${BASH_REMATCH[1]}"
+        break
+    fi
+    kill -0 "$server_pid" 2>/dev/null || break
+    sleep 0.1
+done
+if [ -z "$port" ]; then
+    say "pushlab did not print its address; its output:"
+    sed 's/^/  /' "$server_log" >&2 || true
+    exit 2
+fi
+url="http://127.0.0.1:$port/"
+
+# 4. The clients. Each prints "PASS: ..." or "FAIL: ..." and exits 0 or 1.
+overall=0
+run_peer() {
+    local name="$1"
+    shift
+    local status=0 result
+    result="$(WS_PEER_TIMEOUT_MS=$((run_timeout * 1000)) timeout --kill-after=5 \
+        "$((run_timeout + 10))" "$@" "$url" "$count" 2>&1)" || status=$?
+    if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+        echo "ws_peers: $name: FAIL: did not finish within ${run_timeout}s"
+        overall=1
+    elif [ "$status" -ne 0 ] || ! grep -q '^PASS' <<<"$result"; then
+        echo "ws_peers: $name: $(tail -n 1 <<<"$result")"
+        printf '%s\n' "$result" | sed 's/^/  /' >&2
+        overall=1
+    else
+        echo "ws_peers: $name: $(tail -n 1 <<<"$result")"
+    fi
+}
+run_peer node node "$peer_dir/pubsub.mjs"
+run_peer python "$venv/bin/python" "$peer_dir/pubsub.py"
+stop_server
+exit "$overall"
