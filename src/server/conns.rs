@@ -4,6 +4,7 @@ use mio::net::TcpStream;
 use mio::Token;
 
 use crate::session::Session;
+use crate::timers::Instant;
 
 /// Tokens below this are the listener, signals and the waker.
 const FIRST: usize = 3;
@@ -18,6 +19,8 @@ pub struct Conn {
     pub want_writable: bool,
     /// Stopped reading before `WouldBlock` (back-pressure).
     pub read_pending: bool,
+    /// The deadline armed in the loop's timers for this connection.
+    pub armed: Option<Instant>,
 }
 
 impl Conn {
@@ -28,6 +31,7 @@ impl Conn {
             dirty: false,
             want_writable: false,
             read_pending: false,
+            armed: None,
         }
     }
 }

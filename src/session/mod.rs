@@ -206,6 +206,11 @@ impl Session {
             Lifecycle::Lingering => return true,
             Lifecycle::Closing | Lifecycle::Closed => return false,
         }
+        if let State::WebSocket(ws) = &self.state {
+            // Back-pressure: a peer that sends faster than it reads the
+            // answers (echoes, pongs) is not read until they are written.
+            return !self.peer_eof && ws.wants_read(self.out.len());
+        }
         !self.peer_eof && self.input.len() < MAX_PIPELINED_BYTES
     }
 
@@ -333,6 +338,9 @@ impl Session {
 
     fn state_deadline(&self) -> Option<Instant> {
         match &self.state {
+            // Once closing, no request is read any more: its deadline must
+            // not fire (a 408 after the last response, or after shutdown).
+            State::Head { .. } | State::Body { .. } if self.lifecycle != Lifecycle::Open => None,
             State::Head { deadline, .. } => *deadline,
             State::Body { deadline, .. } => Some(*deadline),
             State::LongPoll(hold) => Some(hold.deadline),
@@ -343,7 +351,9 @@ impl Session {
     }
 
     /// The output queue was flushed completely. A closing connection moves
-    /// to lingering: the loop shuts the write side and keeps reading.
+    /// to lingering: the loop shuts the write side and keeps reading. An open
+    /// one answers the pipelined requests held back by a full queue, so the
+    /// loop treats this call like any other (fan-out, write, re-arm).
     /// Returns true when the loop should shut down the write side now.
     pub fn handle_flushed(&mut self, ctx: &mut Ctx) -> bool {
         if self.lifecycle == Lifecycle::Closing {
@@ -354,6 +364,11 @@ impl Session {
             self.lifecycle = Lifecycle::Lingering;
             self.linger_deadline = Some(ctx.now + LINGER);
             return true;
+        }
+        // Back-pressure released: go on with the requests that waited for
+        // the output to drain (nothing else would wake them).
+        if self.lifecycle == Lifecycle::Open {
+            self.process_input(ctx);
         }
         false
     }
@@ -420,7 +435,7 @@ impl Session {
         while self.lifecycle == Lifecycle::Open {
             // Back-pressure: a client that pipelines requests but does not
             // read the answers stops being served until it does.
-            if self.out.len() >= ctx.config.max_queued_bytes {
+            if self.out.len() > ctx.config.max_queued_bytes {
                 break;
             }
             let progressed = match self.state {
@@ -455,5 +470,136 @@ impl Session {
             scanned: 0,
             deadline,
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Regressions found by the `session` fuzz target (see docs/testing.md).
+
+    use super::*;
+    use crate::hub::MemoryHub;
+
+    fn ctx<'a>(
+        now: Instant,
+        config: &'a Config,
+        hub: &'a mut MemoryHub,
+        stats: &'a mut Stats,
+        tracer: &'a mut Tracer,
+        published: &'a mut Vec<Rc<Message>>,
+    ) -> Ctx<'a> {
+        Ctx {
+            now,
+            config,
+            hub,
+            stats,
+            tracer,
+            published,
+            started: Instant::ZERO,
+        }
+    }
+
+    /// Fuzz crash: a client pipelines two requests; the first answer fills
+    /// the output queue, so the second waits. Once the queue is written, the
+    /// second must be answered, not left until the head timeout sends a 408.
+    /// With `--max-queued-bytes 0` nothing at all was ever answered.
+    #[test]
+    fn pipelined_requests_behind_a_full_queue_are_answered_once_it_drains() {
+        for max_queued_bytes in [0, 10] {
+            let config = Config {
+                max_queued_bytes,
+                ..Config::default()
+            };
+            let mut hub = MemoryHub::new("e1", 8, config.history_ttl);
+            let (mut stats, mut tracer, mut published) = Default::default();
+            let mut s = Session::new(1, Instant::ZERO, &config);
+            let req = b"GET /poll?topic=a HTTP/1.1\r\nHost: t\r\n\r\n";
+            let two = [&req[..], &req[..]].concat();
+            let now = Instant::from_millis(1);
+            let mut c = ctx(now, &config, &mut hub, &mut stats, &mut tracer, &mut published);
+            s.handle_input(&two, &mut c);
+            let first = s.output().take_all();
+            assert!(first.starts_with(b"HTTP/1.1 200 OK"), "{max_queued_bytes}");
+            assert!(!s.handle_flushed(&mut c));
+            let second = s.output().take_all();
+            assert!(second.starts_with(b"HTTP/1.1 200 OK"), "{max_queued_bytes}");
+            assert!(!s.handle_flushed(&mut c));
+            assert!(s.output().is_empty());
+            assert_eq!(s.lifecycle(), Lifecycle::Open);
+        }
+    }
+
+    /// Fuzz crash: `100 Continue` alone filled the queue, so an empty
+    /// publish body (`Content-Length: 0`) was never read and the request
+    /// got a 408 instead of its answer.
+    #[test]
+    fn an_empty_body_behind_100_continue_is_read_once_the_queue_drains() {
+        let config = Config {
+            max_queued_bytes: 1,
+            ..Config::default()
+        };
+        let mut hub = MemoryHub::new("e1", 8, config.history_ttl);
+        let (mut stats, mut tracer, mut published) = Default::default();
+        let mut s = Session::new(1, Instant::ZERO, &config);
+        let req = b"POST /publish?topic=c HTTP/1.1\r\nHost: t\r\n\
+                    Expect: 100-continue\r\nContent-Length: 0\r\n\r\n";
+        let mut c = ctx(Instant::ZERO, &config, &mut hub, &mut stats, &mut tracer, &mut published);
+        s.handle_input(req, &mut c);
+        assert_eq!(s.output().take_all(), crate::wire::http1::CONTINUE);
+        assert!(!s.handle_flushed(&mut c));
+        let answer = s.output().take_all();
+        assert!(answer.starts_with(b"HTTP/1.1 200 OK"), "{answer:?}");
+    }
+
+    /// Fuzz crashes: after a response that closes the connection (HTTP/1.0)
+    /// or a shutdown, a client slow to read got a `408` appended when the
+    /// head deadline of a request passed, and the session went from
+    /// lingering back to closing.
+    #[test]
+    fn no_408_follows_a_response_that_closes_the_connection() {
+        let config = Config::default();
+        let mut hub = MemoryHub::new("e1", 8, config.history_ttl);
+        let (mut stats, mut tracer, mut published) = Default::default();
+        let mut s = Session::new(1, Instant::ZERO, &config);
+        let mut c = ctx(Instant::ZERO, &config, &mut hub, &mut stats, &mut tracer, &mut published);
+        s.handle_input(b"GET /poll?topic=a HTTP/1.0\r\n\r\n", &mut c);
+        assert_eq!(s.lifecycle(), Lifecycle::Closing);
+        let answer = s.output().to_vec();
+        // The client reads nothing for a while.
+        let later = Instant::ZERO + config.head_timeout * 2;
+        let mut c = ctx(later, &config, &mut hub, &mut stats, &mut tracer, &mut published);
+        if s.next_deadline().is_some_and(|d| d <= later) {
+            s.handle_timeout(&mut c);
+        }
+        assert_eq!(s.output().to_vec(), answer, "nothing added to the answer");
+        assert_eq!(s.lifecycle(), Lifecycle::Closing);
+        s.output().take_all();
+        assert!(s.handle_flushed(&mut c));
+        assert_eq!(s.lifecycle(), Lifecycle::Lingering);
+        let end = s.next_deadline().expect("the linger deadline");
+        let mut c = ctx(end, &config, &mut hub, &mut stats, &mut tracer, &mut published);
+        s.handle_timeout(&mut c);
+        assert!(s.output().is_empty());
+        assert_eq!(s.lifecycle(), Lifecycle::Closed);
+    }
+
+    #[test]
+    fn no_408_follows_a_shutdown_while_a_request_is_half_sent() {
+        let config = Config::default();
+        let mut hub = MemoryHub::new("e1", 8, config.history_ttl);
+        let (mut stats, mut tracer, mut published) = Default::default();
+        let mut s = Session::new(1, Instant::ZERO, &config);
+        let mut c = ctx(Instant::ZERO, &config, &mut hub, &mut stats, &mut tracer, &mut published);
+        s.handle_input(b"GET /poll?topic=a HTTP/1.1\r\nHost: t\r\n\r\nGET /po", &mut c);
+        s.handle_shutdown(&mut c);
+        assert_eq!(s.lifecycle(), Lifecycle::Closing);
+        let answer = s.output().to_vec();
+        let later = Instant::ZERO + config.head_timeout * 2;
+        let mut c = ctx(later, &config, &mut hub, &mut stats, &mut tracer, &mut published);
+        if s.next_deadline().is_some_and(|d| d <= later) {
+            s.handle_timeout(&mut c);
+        }
+        assert_eq!(s.output().to_vec(), answer, "nothing added to the answer");
+        assert_eq!(s.lifecycle(), Lifecycle::Closing);
     }
 }
