@@ -19,6 +19,7 @@
 //! | [`session`] | one connection's state machine per transport | no |
 //! | [`stats`] | socket counters per transport, trace events | no |
 //! | [`server`] | the `mio` loop: sockets, clock, signals | **yes — the only one** |
+//! | [`lab`] | `pushlab compare`: clients of all four transports, measured | yes (client side) |
 //!
 //! ## Start reading here
 //!
@@ -31,6 +32,7 @@
 
 pub mod config;
 pub mod hub;
+pub mod lab;
 pub mod server;
 pub mod session;
 pub mod stats;

@@ -1,4 +1,5 @@
-//! The `pushlab` command: `pushlab [serve]` runs the server.
+//! The `pushlab` command: `pushlab [serve]` runs the server; `pushlab
+//! compare` measures the four transports against each other.
 
 use std::process::ExitCode;
 
@@ -24,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run the server (the default).
     Serve(ServeArgs),
+    /// Measure short polling, long polling, SSE and WebSockets side by side.
+    Compare(CompareArgs),
 }
 
 fn duration(s: &str) -> Result<std::time::Duration, String> {
@@ -138,10 +141,125 @@ fn serve(config: Config) -> ExitCode {
     }
 }
 
+/// Output of `pushlab compare`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Table,
+    Markdown,
+    Json,
+}
+
+/// `on` / `off`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
+/// `pushlab compare` (DESIGN.md §1b). Without `--url` it starts its own
+/// servers in this process (one per transport) on 127.0.0.1.
+#[derive(Args, Clone)]
+struct CompareArgs {
+    /// Measure a running server (http://host:port[/prefix]) instead.
+    #[arg(long)]
+    url: Option<String>,
+    /// Subscribers per transport.
+    #[arg(long, default_value = "10")]
+    subscribers: usize,
+    /// Messages published per second.
+    #[arg(long, default_value = "2")]
+    rate: f64,
+    /// Bytes of data per message (64, 1KiB, …).
+    #[arg(long, default_value = "128", value_parser = size)]
+    size: usize,
+    /// How long to publish.
+    #[arg(long, default_value = "10s", value_parser = duration)]
+    duration: std::time::Duration,
+    /// Short polling's interval.
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    poll_interval: std::time::Duration,
+    /// HTTP keep-alive for the polling transports (off: a new socket per request).
+    #[arg(long, value_enum, default_value = "on")]
+    keep_alive: Switch,
+    /// Same as `--keep-alive off`.
+    #[arg(long)]
+    no_keep_alive: bool,
+    /// `timeout=` of each long poll.
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    long_poll_timeout: std::time::Duration,
+    /// Transports to measure, comma-separated: poll,long-poll,sse,ws.
+    #[arg(long, default_value = "poll,long-poll,sse,ws")]
+    transports: String,
+    /// Embedded servers end SSE streams after this long (shows reconnection).
+    #[arg(long, value_parser = duration)]
+    sse_max_lifetime: Option<std::time::Duration>,
+    /// Embedded servers' SSE `retry:` advice (the EventSource reconnection wait).
+    #[arg(long, value_parser = duration)]
+    sse_retry: Option<std::time::Duration>,
+    /// Bearer token for publishing to a `--url` server.
+    #[arg(long)]
+    publish_token: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Also write the latency / bytes chart as SVG to this file.
+    #[arg(long)]
+    svg: Option<std::path::PathBuf>,
+    /// No progress line on stderr.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn compare(args: CompareArgs) -> ExitCode {
+    let transports = match pushlab::lab::parse_transports(&args.transports) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("pushlab compare: --transports: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = pushlab::lab::Options {
+        url: args.url,
+        subscribers: args.subscribers,
+        rate: args.rate,
+        size: args.size,
+        duration: args.duration,
+        poll_interval: args.poll_interval,
+        keep_alive: args.keep_alive == Switch::On && !args.no_keep_alive,
+        long_poll_timeout: args.long_poll_timeout,
+        transports,
+        sse_max_lifetime: args.sse_max_lifetime,
+        sse_retry: args.sse_retry,
+        publish_token: args.publish_token,
+        topic: None,
+        progress: !args.quiet,
+    };
+    let report = match pushlab::lab::run(&opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pushlab compare: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(path) = &args.svg {
+        if let Err(e) = std::fs::write(path, pushlab::lab::svg::render(&report)) {
+            eprintln!("pushlab compare: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    match args.format {
+        Format::Table => print!("{}", report.to_table()),
+        Format::Markdown => print!("{}", report.to_markdown()),
+        Format::Json => println!("{:#}", report.to_json()),
+    }
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Serve(args)) => serve(args.into_config()),
+        Some(Command::Compare(args)) => compare(args),
         None => serve(cli.serve.into_config()),
     }
 }
