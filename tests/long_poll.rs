@@ -303,3 +303,29 @@ fn cursors_lose_and_duplicate_nothing_across_cycles_while_publishing_continuousl
         assert_eq!(seen[i], expected, "client {i} lost or duplicated messages");
     }
 }
+
+#[test]
+fn bytes_count_under_the_request_they_carry_when_a_socket_serves_two_transports() {
+    let srv = TestServer::default();
+    let s = srv.connect();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    // One keep-alive socket: a short poll, then a long poll (as a browser
+    // does when it hands an idle socket from one fetch to another).
+    send(&mut w, "/poll?topic=mix");
+    let poll = read_response(&mut r);
+    send(&mut w, "/long-poll?topic=mix&timeout=100ms");
+    let long = read_response(&mut r);
+    let t = &srv.stats()["transports"];
+    let wire_len = |resp: &Response| {
+        let head: usize = resp.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        (head + resp.body.len()) as u64
+    };
+    let poll_out = t["poll"]["bytes_out"].as_u64().unwrap();
+    let long_out = t["long_poll"]["bytes_out"].as_u64().unwrap();
+    assert!(poll_out >= wire_len(&poll) && poll_out < wire_len(&poll) + 64, "{poll_out}");
+    assert!(long_out >= wire_len(&long) && long_out < wire_len(&long) + 64, "{long_out}");
+    // The socket itself counts once, under its first transport.
+    assert_eq!(t["poll"]["sockets_opened"], 1);
+    assert_eq!(t["long_poll"]["sockets_opened"], 0);
+}

@@ -378,7 +378,6 @@ impl Server {
                     return;
                 }
                 Ok(n) => {
-                    let t = conn.session.transport();
                     let drained = short_read_drains && n < self.read_buf.len();
                     if drained {
                         conn.read_pending = false;
@@ -386,11 +385,10 @@ impl Server {
                     let buf = std::mem::take(&mut self.read_buf);
                     self.with_session(token, now, |s, ctx| s.handle_input(&buf[..n], ctx));
                     self.read_buf = buf;
+                    // Counted under the request these bytes carried.
                     if let Some(conn) = self.conns.get_mut(token) {
-                        let t2 = conn.session.transport();
-                        self.stats
-                            .of(if t == Transport::Http { t2 } else { t })
-                            .bytes_in += n as u64;
+                        let t = conn.session.serving();
+                        self.stats.of(t).bytes_in += n as u64;
                     }
                     self.after_session_call(token, now);
                     if drained {
@@ -540,7 +538,7 @@ impl Server {
         let mut room_left = false;
         match result {
             Ok(n) => {
-                let t = conn.session.transport();
+                let t = conn.session.serving();
                 conn.session.output().consume(n);
                 self.stats.of(t).bytes_out += n as u64;
                 room_left = n == offered;

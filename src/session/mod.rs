@@ -140,7 +140,13 @@ pub struct Session {
     /// The connection's id (the event loop's token); also its hub subscriber id.
     pub id: SubscriberId,
     opened_at: Instant,
+    /// The transport the socket counts under: that of its first
+    /// transport-bearing request.
     transport: Transport,
+    /// The transport of the request being served now. A keep-alive socket
+    /// can serve several (browsers hand idle sockets from one `fetch` to
+    /// another), so bytes are counted under this one, per request.
+    serving: Transport,
     /// Requests answered on this socket.
     answered: u64,
     /// Unconsumed request bytes; empty (unallocated) when nothing is partial.
@@ -162,6 +168,7 @@ impl Session {
             id,
             opened_at: now,
             transport: Transport::Http,
+            serving: Transport::Http,
             answered: 0,
             input: Vec::new(),
             out: OutQueue::new(),
@@ -181,6 +188,12 @@ impl Session {
     /// The transport this socket counts under.
     pub fn transport(&self) -> Transport {
         self.transport
+    }
+
+    /// The transport of the request being served: the one the loop counts
+    /// the bytes it reads and writes under.
+    pub fn serving(&self) -> Transport {
+        self.serving
     }
 
     /// When the connection was accepted.
@@ -424,6 +437,7 @@ impl Session {
 
     /// Counts this socket under `t` from its first transport-bearing request.
     fn classify(&mut self, t: Transport, ctx: &mut Ctx) {
+        self.serving = t;
         if self.transport == Transport::Http && t != Transport::Http {
             ctx.stats.reclassify(Transport::Http, t);
             self.transport = t;
@@ -516,7 +530,14 @@ mod tests {
             let req = b"GET /poll?topic=a HTTP/1.1\r\nHost: t\r\n\r\n";
             let two = [&req[..], &req[..]].concat();
             let now = Instant::from_millis(1);
-            let mut c = ctx(now, &config, &mut hub, &mut stats, &mut tracer, &mut published);
+            let mut c = ctx(
+                now,
+                &config,
+                &mut hub,
+                &mut stats,
+                &mut tracer,
+                &mut published,
+            );
             s.handle_input(&two, &mut c);
             let first = s.output().take_all();
             assert!(first.starts_with(b"HTTP/1.1 200 OK"), "{max_queued_bytes}");
@@ -543,7 +564,14 @@ mod tests {
         let mut s = Session::new(1, Instant::ZERO, &config);
         let req = b"POST /publish?topic=c HTTP/1.1\r\nHost: t\r\n\
                     Expect: 100-continue\r\nContent-Length: 0\r\n\r\n";
-        let mut c = ctx(Instant::ZERO, &config, &mut hub, &mut stats, &mut tracer, &mut published);
+        let mut c = ctx(
+            Instant::ZERO,
+            &config,
+            &mut hub,
+            &mut stats,
+            &mut tracer,
+            &mut published,
+        );
         s.handle_input(req, &mut c);
         assert_eq!(s.output().take_all(), crate::wire::http1::CONTINUE);
         assert!(!s.handle_flushed(&mut c));
@@ -561,13 +589,27 @@ mod tests {
         let mut hub = MemoryHub::new("e1", 8, config.history_ttl);
         let (mut stats, mut tracer, mut published) = Default::default();
         let mut s = Session::new(1, Instant::ZERO, &config);
-        let mut c = ctx(Instant::ZERO, &config, &mut hub, &mut stats, &mut tracer, &mut published);
+        let mut c = ctx(
+            Instant::ZERO,
+            &config,
+            &mut hub,
+            &mut stats,
+            &mut tracer,
+            &mut published,
+        );
         s.handle_input(b"GET /poll?topic=a HTTP/1.0\r\n\r\n", &mut c);
         assert_eq!(s.lifecycle(), Lifecycle::Closing);
         let answer = s.output().to_vec();
         // The client reads nothing for a while.
         let later = Instant::ZERO + config.head_timeout * 2;
-        let mut c = ctx(later, &config, &mut hub, &mut stats, &mut tracer, &mut published);
+        let mut c = ctx(
+            later,
+            &config,
+            &mut hub,
+            &mut stats,
+            &mut tracer,
+            &mut published,
+        );
         if s.next_deadline().is_some_and(|d| d <= later) {
             s.handle_timeout(&mut c);
         }
@@ -577,7 +619,14 @@ mod tests {
         assert!(s.handle_flushed(&mut c));
         assert_eq!(s.lifecycle(), Lifecycle::Lingering);
         let end = s.next_deadline().expect("the linger deadline");
-        let mut c = ctx(end, &config, &mut hub, &mut stats, &mut tracer, &mut published);
+        let mut c = ctx(
+            end,
+            &config,
+            &mut hub,
+            &mut stats,
+            &mut tracer,
+            &mut published,
+        );
         s.handle_timeout(&mut c);
         assert!(s.output().is_empty());
         assert_eq!(s.lifecycle(), Lifecycle::Closed);
@@ -589,13 +638,30 @@ mod tests {
         let mut hub = MemoryHub::new("e1", 8, config.history_ttl);
         let (mut stats, mut tracer, mut published) = Default::default();
         let mut s = Session::new(1, Instant::ZERO, &config);
-        let mut c = ctx(Instant::ZERO, &config, &mut hub, &mut stats, &mut tracer, &mut published);
-        s.handle_input(b"GET /poll?topic=a HTTP/1.1\r\nHost: t\r\n\r\nGET /po", &mut c);
+        let mut c = ctx(
+            Instant::ZERO,
+            &config,
+            &mut hub,
+            &mut stats,
+            &mut tracer,
+            &mut published,
+        );
+        s.handle_input(
+            b"GET /poll?topic=a HTTP/1.1\r\nHost: t\r\n\r\nGET /po",
+            &mut c,
+        );
         s.handle_shutdown(&mut c);
         assert_eq!(s.lifecycle(), Lifecycle::Closing);
         let answer = s.output().to_vec();
         let later = Instant::ZERO + config.head_timeout * 2;
-        let mut c = ctx(later, &config, &mut hub, &mut stats, &mut tracer, &mut published);
+        let mut c = ctx(
+            later,
+            &config,
+            &mut hub,
+            &mut stats,
+            &mut tracer,
+            &mut published,
+        );
         if s.next_deadline().is_some_and(|d| d <= later) {
             s.handle_timeout(&mut c);
         }

@@ -245,6 +245,6 @@ pub fn raise_fd_limit() -> u64 {
         lim.rlim_cur = lim.rlim_max.min(65_536);
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur as u64
+        lim.rlim_cur
     }
 }
