@@ -318,13 +318,23 @@ fn bytes_count_under_the_request_they_carry_when_a_socket_serves_two_transports(
     let long = read_response(&mut r);
     let t = &srv.stats()["transports"];
     let wire_len = |resp: &Response| {
-        let head: usize = resp.headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+        let head: usize = resp
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 4)
+            .sum();
         (head + resp.body.len()) as u64
     };
     let poll_out = t["poll"]["bytes_out"].as_u64().unwrap();
     let long_out = t["long_poll"]["bytes_out"].as_u64().unwrap();
-    assert!(poll_out >= wire_len(&poll) && poll_out < wire_len(&poll) + 64, "{poll_out}");
-    assert!(long_out >= wire_len(&long) && long_out < wire_len(&long) + 64, "{long_out}");
+    assert!(
+        poll_out >= wire_len(&poll) && poll_out < wire_len(&poll) + 64,
+        "{poll_out}"
+    );
+    assert!(
+        long_out >= wire_len(&long) && long_out < wire_len(&long) + 64,
+        "{long_out}"
+    );
     // The socket itself counts once, under its first transport.
     assert_eq!(t["poll"]["sockets_opened"], 1);
     assert_eq!(t["long_poll"]["sockets_opened"], 0);
