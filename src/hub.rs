@@ -26,6 +26,7 @@
 use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -100,6 +101,8 @@ pub struct Message {
 #[derive(Default)]
 pub struct EncodedForms {
     pub json: OnceCell<Rc<[u8]>>,
+    /// `,` then the JSON: the message after the first in a poll body.
+    pub json_list_item: OnceCell<Rc<[u8]>>,
     pub sse_single: OnceCell<Rc<[u8]>>,
     pub sse_multi: OnceCell<Rc<[u8]>>,
     pub ws_frame: OnceCell<Rc<[u8]>>,
@@ -182,9 +185,44 @@ pub trait Hub {
     fn expire(&mut self, now: Instant);
     /// Formats `E-seq` for this hub.
     fn format_id(&self, seq: u64) -> String {
-        format!("{}-{}", self.epoch(), seq)
+        id_string(self.epoch(), seq)
     }
 }
+
+/// `E-seq`, without `format!` (ids are written on every poll response).
+fn id_string(epoch: &str, seq: u64) -> String {
+    let mut id = Vec::with_capacity(epoch.len() + 21);
+    id.extend_from_slice(epoch.as_bytes());
+    id.push(b'-');
+    crate::wire::json::push_decimal(&mut id, seq);
+    // ASCII epoch (checked in `MemoryHub::new`), `-` and digits.
+    String::from_utf8(id).unwrap_or_default()
+}
+
+/// Hashes subscriber ids with one multiplication instead of SipHash. The
+/// ids are connection tokens the server picks, so no client can choose
+/// them to collide (topic names, which clients choose, keep SipHash).
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (self.0 ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A set of subscriber ids.
+type IdSet = HashSet<SubscriberId, BuildHasherDefault<IdHasher>>;
 
 /// One topic's state.
 #[derive(Default)]
@@ -197,7 +235,7 @@ struct TopicState {
     /// The largest id that fell off `evicted` (0 if none did): evictions
     /// after a cursor older than this can only be counted as "at least one".
     forgotten_upto: u64,
-    subscribers: HashSet<SubscriberId>,
+    subscribers: IdSet,
 }
 
 impl TopicState {
@@ -307,7 +345,7 @@ impl Hub for MemoryHub {
         let capacity = self.capacity;
         let ttl = self.ttl;
         let seq = self.seq + 1;
-        let id = format!("{}-{}", self.epoch, seq).into_boxed_str();
+        let id = id_string(&self.epoch, seq).into_boxed_str();
         let state = self.topic_mut(topic)?;
         let message = Rc::new(Message {
             topic: state.name.clone().expect("named at creation"),

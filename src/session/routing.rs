@@ -75,7 +75,7 @@ pub fn route(method: &Method, path: &str) -> Routed {
     let Some(&(_, allow, route)) = TABLE.iter().find(|(p, _, _)| *p == path) else {
         return Routed::NotFound;
     };
-    let allowed = allow.split(", ").any(|m| m == method.as_str());
+    let allowed = allow.split(',').any(|m| m.trim_start() == method.as_str());
     if allowed {
         Routed::Found(route)
     } else {

@@ -5,8 +5,6 @@
 //! per message, is shared by every response that carries it:
 //! [`POLL_OPEN`], the messages joined by `,`, then [`poll_close`].
 
-use std::io::Write;
-
 /// `{"topic":"T","id":"E-N","data":"..."}` for one message.
 pub fn encode_message(topic: &str, id: &str, data: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + topic.len() + id.len() + 32);
@@ -34,8 +32,30 @@ pub fn poll_close(next: &str, missed: u64, reset: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(48 + next.len());
     out.extend_from_slice(b"],\"next\":");
     push_string(&mut out, next);
-    let _ = write!(out, ",\"missed\":{missed},\"reset\":{reset}}}");
+    out.extend_from_slice(b",\"missed\":");
+    push_decimal(&mut out, missed);
+    out.extend_from_slice(if reset {
+        b",\"reset\":true}"
+    } else {
+        b",\"reset\":false}"
+    });
     out
+}
+
+/// Appends `n` in decimal: what `write!(out, "{n}")` does, without the
+/// formatting machinery, for the numbers written on every response.
+pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// `{"topic":"T","id":"E-N"}`, the publish reply.
@@ -66,6 +86,15 @@ mod tests {
             serde_json::json!({"messages":[{"topic":"T","id":"E-41","data":"a"},
                 {"topic":"T","id":"E-42","data":"b\"\n"}],"next":"E-42","missed":0,"reset":false})
         );
+    }
+
+    #[test]
+    fn decimals_are_written_as_format_writes_them() {
+        for n in [0, 1, 9, 10, 99, 100, 65_535, u64::MAX] {
+            let mut out = Vec::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub struct Query {
 }
 
 fn decode(s: &str) -> Result<String, ParamError> {
+    // Most values (topics, ids, timeouts) have nothing to decode.
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return Ok(s.to_owned());
+    }
     let plus: Cow<str> = if s.contains('+') {
         Cow::Owned(s.replace('+', " "))
     } else {

@@ -150,8 +150,33 @@ fn for_each_line(text: &str, mut f: impl FnMut(&[u8])) {
     f(&bytes[start..]);
 }
 
+/// The first CR or LF in `bytes`. Eight bytes at a time: a word that holds
+/// neither is skipped with a few integer operations (messages are mostly
+/// long runs without line endings), and the exact position is then found
+/// byte by byte.
 fn find_line_ending(bytes: &[u8]) -> Option<usize> {
-    bytes.iter().position(|&b| b == b'\n' || b == b'\r')
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // Non-zero exactly when some byte of `w` is zero.
+    let has_zero_byte = |w: u64| w.wrapping_sub(ONES) & !w & HIGHS;
+    let mut words = bytes.chunks_exact(8);
+    let mut skipped = 0;
+    for chunk in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_ne_bytes(word);
+        if has_zero_byte(w ^ (ONES * u64::from(b'\n')))
+            | has_zero_byte(w ^ (ONES * u64::from(b'\r')))
+            != 0
+        {
+            break;
+        }
+        skipped += 8;
+    }
+    bytes[skipped..]
+        .iter()
+        .position(|&b| b == b'\n' || b == b'\r')
+        .map(|i| skipped + i)
 }
 
 // ----------------------------------------------------------------- parser --

@@ -134,6 +134,35 @@ fn path_and_query_split_at_the_question_mark() {
     assert_eq!((h.path(), h.query()), ("/poll", "x"));
 }
 
+#[test]
+fn a_url_in_the_query_of_an_origin_form_target_is_not_a_scheme() {
+    let h = head_of(b"GET /poll?next=http://example.com/x HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    assert_eq!(h.path(), "/poll");
+    assert_eq!(h.query(), "next=http://example.com/x");
+}
+
+#[test]
+fn header_fields_keep_names_values_and_order() {
+    let h =
+        head_of(b"GET / HTTP/1.1\r\nHost: a\r\nX-One: 1\r\nx-one: two\r\nEmpty:\r\n\r\n").unwrap();
+    let fields: Vec<(&str, &[u8])> = h.headers.iter().collect();
+    assert_eq!(
+        fields,
+        [
+            ("Host", &b"a"[..]),
+            ("X-One", b"1"),
+            ("x-one", b"two"),
+            ("Empty", b"")
+        ]
+    );
+    assert_eq!(h.headers.len(), 4);
+    assert_eq!(h.header("x-ONE"), Some(&b"1"[..]));
+    assert_eq!(
+        h.header_values("X-One").collect::<Vec<_>>(),
+        [&b"1"[..], b"two"]
+    );
+}
+
 fn decode_all(
     framing: BodyFraming,
     limit: usize,

@@ -1,0 +1,419 @@
+//! Fan-out: one publisher, `--subs` subscribers of one topic over SSE,
+//! WebSocket or long polling.
+//!
+//! The publisher POSTs `@seq@micros@…` messages over one keep-alive
+//! connection, pipelined, keeping at most `--window` messages "in flight" (published
+//! and not yet received by every live subscriber, or older than 10 s), for
+//! `--duration` seconds or `--messages` messages. Deliveries/s is every
+//! delivery counted once, over the time from the first publish to the last
+//! delivery; latency is the delivery time minus the publish time written in
+//! the message; lost is what live subscribers should have received and did
+//! not by the end (10 s after the last publish at most).
+//!
+//! `--messages 1 --transport longpoll` is the long-poll release test: every
+//! subscriber parks a request, then one publish releases them all, and
+//! `last_us` is the time from sending the publish to the last response read.
+
+use std::time::Duration;
+
+use mio::{Events, Interest, Poll, Token};
+
+use crate::net::{self, now_us, Io, Read_, Samples, WsReader};
+use crate::{json, subscribe_request, Args, Server, Transport};
+
+/// A message older than this no longer holds the window open.
+const GIVE_UP_US: u64 = 10_000_000;
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum Phase {
+    Waiting,
+    Connecting,
+    /// Request sent, response head (SSE/WS) or response (long-poll) awaited.
+    Head,
+    /// Streaming (SSE/WS).
+    Open,
+    Dead,
+}
+
+struct Sub {
+    io: Option<Io>,
+    phase: Phase,
+    ws: WsReader,
+    last_seq: u64,
+    /// Long-poll request flushed at least once (parked).
+    parked: bool,
+}
+
+struct Counters {
+    deliveries: u64,
+    dup_or_old: u64,
+    first_pub: u64,
+    last_delivery: u64,
+    latency: Samples,
+    counts: Vec<u32>,
+    pub_times: Vec<u64>,
+}
+
+impl Counters {
+    fn deliver(&mut self, sub: &mut Sub, seq: u64, at: u64, now: u64) {
+        if seq <= sub.last_seq || seq == 0 || seq as usize > self.counts.len() {
+            self.dup_or_old += 1;
+            return;
+        }
+        sub.last_seq = seq;
+        self.counts[seq as usize - 1] += 1;
+        self.deliveries += 1;
+        self.last_delivery = now;
+        self.latency.add(now.saturating_sub(at));
+    }
+}
+
+/// The long-poll request that follows a response.
+fn next_long_poll(server: Server, topic: &str, head: &net::ResponseHead, body: &[u8]) -> Vec<u8> {
+    match server {
+        Server::Pushlab => {
+            let next = net::find(body, b"\"next\":\"")
+                .map(|i| {
+                    let rest = &body[i + 8..];
+                    let end = rest.iter().position(|&b| b == b'"').unwrap_or(0);
+                    String::from_utf8_lossy(&rest[..end]).into_owned()
+                })
+                .expect("poll body without next");
+            format!(
+                "GET /long-poll?topic={topic}&timeout=110&since={next} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+            )
+            .into_bytes()
+        }
+        Server::Nchan => {
+            let mut req = format!("GET /sub?id={topic} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+            if let Some(lm) = &head.last_modified {
+                req += &format!("If-Modified-Since: {lm}\r\n");
+            }
+            if let Some(etag) = &head.etag {
+                req += &format!("If-None-Match: {etag}\r\n");
+            }
+            req += "\r\n";
+            req.into_bytes()
+        }
+    }
+}
+
+pub fn run(args: &Args) -> String {
+    let addr = args.addr();
+    let server = args.server();
+    let transport = args.transport();
+    let n = args.num("subs", 1000.0) as usize;
+    let duration = args.num("duration", 10.0);
+    let window = args.num("window", 8.0) as u64;
+    let size = args.num("size", 64.0) as usize;
+    let max_messages = args.num("messages", 1e12) as u64;
+    let settle = args.num("settle", 0.5);
+    let max_connecting = args.num("ramp", 256.0) as usize;
+    let topic = args.str("topic", &format!("bench{}", std::process::id()));
+    let request = subscribe_request(server, transport, &topic);
+    let pub_path = match server {
+        Server::Pushlab => format!("/publish?topic={topic}"),
+        Server::Nchan => format!("/pub?id={topic}"),
+    };
+
+    let mut poll = Poll::new().expect("poll");
+    let mut events = Events::with_capacity(4096);
+    let mut subs: Vec<Sub> = (0..n)
+        .map(|_| Sub {
+            io: None,
+            phase: Phase::Waiting,
+            ws: WsReader::default(),
+            last_seq: 0,
+            parked: false,
+        })
+        .collect();
+    let pub_token = Token(n);
+    // Connected once every subscriber is: a connection that says nothing
+    // for long is rightly closed by the server (pushlab: 408 after
+    // --head-timeout), and setting up 10,000 subscribers takes a while.
+    let mut publisher: Option<Io> = None;
+    let mut publisher_up = false;
+    // Publishes are pipelined on the keep-alive connection: the window, not
+    // the round trip of each POST, limits how many are in flight.
+    let mut pub_outstanding = 0u64;
+
+    let mut scratch = vec![0u8; 256 * 1024];
+    let mut next_connect = 0;
+    let mut connecting = 0;
+    let mut ready = 0; // subscribed (stream open or request parked)
+    let mut dead = 0;
+    let mut c = Counters {
+        deliveries: 0,
+        dup_or_old: 0,
+        first_pub: 0,
+        last_delivery: 0,
+        latency: Samples::default(),
+        counts: Vec::new(),
+        pub_times: Vec::new(),
+    };
+    let setup_deadline = now_us() + 120_000_000;
+    let mut all_ready_at: Option<u64> = None;
+    let mut end = u64::MAX;
+    let mut done_upto = 0u64; // messages complete (or given up on)
+    let mut published = 0u64;
+    let mut publish_errors = 0u64;
+    let mut reissued = 0u64;
+    let pid = args.num("pid", 0.0) as u32;
+    let mut meter = None;
+    let metered;
+    loop {
+        let now = now_us();
+        // Open more connections, a ramp at a time.
+        while next_connect < n && connecting < max_connecting {
+            let i = next_connect;
+            next_connect += 1;
+            let mut sock = net::connect(addr, i + 1).expect("connect");
+            poll.registry()
+                .register(&mut sock, Token(i), Interest::READABLE | Interest::WRITABLE)
+                .expect("register");
+            subs[i].io = Some(Io::new(sock));
+            subs[i].phase = Phase::Connecting;
+            connecting += 1;
+        }
+        if all_ready_at.is_none() && (ready + dead == n || now > setup_deadline) {
+            all_ready_at = Some(now);
+        }
+        let publishing_from = all_ready_at.map(|t| t + (settle * 1e6) as u64);
+        // Connect 100 ms before the first publish.
+        if publishing_from.is_some_and(|t| now + 100_000 >= t) && publisher.is_none() {
+            let mut io = Io::new(net::connect(addr, 0).expect("connect publisher"));
+            poll.registry()
+                .register(
+                    &mut io.sock,
+                    pub_token,
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .expect("register");
+            publisher = Some(io);
+        }
+        if let Some(from) = publishing_from {
+            if now >= from && end == u64::MAX {
+                end = now + (duration * 1e6) as u64;
+            }
+        }
+        // Advance the completed prefix.
+        let alive = (ready - dead.min(ready)) as u32;
+        while done_upto < published {
+            let i = done_upto as usize;
+            if c.counts[i] >= alive || now - c.pub_times[i] > GIVE_UP_US {
+                done_upto += 1;
+            } else {
+                break;
+            }
+        }
+        let may_publish = publishing_from.is_some_and(|t| now >= t)
+            && now < end
+            && published < max_messages
+            && publisher_up
+            && publisher.as_ref().is_some_and(Io::is_flushed)
+            && published - done_upto < window;
+        if may_publish {
+            if published == 0 {
+                // The server's CPU time and syscalls count from here.
+                meter = net::ServerMeter::start(pid);
+            }
+            let now = now_us();
+            let seq = published + 1;
+            let body = net::message_body(seq, now, size);
+            let mut req = format!(
+                "POST {pub_path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            req.extend_from_slice(&body);
+            c.counts.push(0);
+            c.pub_times.push(now);
+            if c.first_pub == 0 {
+                c.first_pub = now;
+            }
+            published = seq;
+            pub_outstanding += 1;
+            let publisher = publisher.as_mut().expect("connected");
+            publisher.send(&req).expect("publish");
+        }
+        let finished = published > 0
+            && (now >= end || published >= max_messages)
+            && (done_upto == published || now > c.pub_times[published as usize - 1] + GIVE_UP_US);
+        if finished {
+            metered = meter.take().map_or((0.0, None), net::ServerMeter::stop);
+            break;
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(1)))
+            .expect("poll");
+        let now = now_us();
+        for ev in events.iter() {
+            if ev.token() == pub_token {
+                let Some(publisher) = publisher.as_mut() else {
+                    continue;
+                };
+                if ev.is_writable() {
+                    publisher_up = publisher.sock.peer_addr().is_ok();
+                    assert!(publisher_up, "the publisher could not connect");
+                    publisher.flush().expect("publisher write");
+                }
+                if ev.is_readable() {
+                    let closed = publisher.fill(&mut scratch) == Read_::Closed;
+                    while let Some((head, len)) = net::whole_response(publisher.unparsed()) {
+                        if !(200..300).contains(&head.status) {
+                            if publish_errors == 0 {
+                                let text = String::from_utf8_lossy(&publisher.unparsed()[..len]);
+                                eprintln!("publish refused: {}", text.trim_end());
+                            }
+                            publish_errors += 1;
+                        }
+                        publisher.consume(len);
+                        pub_outstanding -= 1;
+                    }
+                    assert!(!closed, "the server closed the publisher's connection");
+                }
+                continue;
+            }
+            let i = ev.token().0;
+            let sub = &mut subs[i];
+            let Some(io) = sub.io.as_mut() else { continue };
+            if sub.phase == Phase::Dead {
+                continue;
+            }
+            if ev.is_writable() {
+                if sub.phase == Phase::Connecting {
+                    connecting -= 1;
+                    if io.sock.peer_addr().is_err() {
+                        sub.phase = Phase::Dead;
+                        dead += 1;
+                        continue;
+                    }
+                    sub.phase = Phase::Head;
+                    let _ = io.send(&request);
+                }
+                if io.flush().is_err() {
+                    sub.phase = Phase::Dead;
+                    dead += 1;
+                    continue;
+                }
+                if transport == Transport::LongPoll && !sub.parked && io.is_flushed() {
+                    sub.parked = true;
+                    ready += 1;
+                }
+            }
+            if !(ev.is_readable() || ev.is_read_closed()) {
+                continue;
+            }
+            let closed = io.fill(&mut scratch) == Read_::Closed;
+            match transport {
+                Transport::Sse | Transport::Ws => {
+                    if sub.phase == Phase::Head {
+                        if let Some(head) = net::parse_response_head(io.unparsed()) {
+                            let ok = if transport == Transport::Ws { 101 } else { 200 };
+                            assert_eq!(head.status, ok, "subscribe refused");
+                            io.consume(head.head_len);
+                            sub.phase = Phase::Open;
+                            ready += 1;
+                        }
+                    }
+                    if sub.phase == Phase::Open {
+                        let Sub { io, ws, .. } = sub;
+                        let io = io.as_mut().expect("connected");
+                        let mut found: [(u64, u64); 64] = [(0, 0); 64];
+                        let mut k = 0;
+                        let mut overflow = Vec::new();
+                        let mut on = |seq, at| {
+                            if k < found.len() {
+                                found[k] = (seq, at);
+                                k += 1;
+                            } else {
+                                overflow.push((seq, at));
+                            }
+                        };
+                        let used = if transport == Transport::Sse {
+                            net::sse_blocks(io.unparsed(), |block| {
+                                net::for_each_marker(block, &mut on)
+                            })
+                        } else {
+                            ws.parse(io.unparsed(), 1 << 20, |_, payload| {
+                                if let Some(p) = payload {
+                                    net::for_each_marker(p, &mut on);
+                                }
+                            })
+                        };
+                        io.consume(used);
+                        for &(seq, at) in found[..k].iter().chain(&overflow) {
+                            c.deliver(sub, seq, at, now);
+                        }
+                    }
+                }
+                Transport::LongPoll => {
+                    let mut found = Vec::new();
+                    let mut reqs = Vec::new();
+                    while let Some((head, len)) = net::whole_response(io.unparsed()) {
+                        let body = &io.unparsed()[head.head_len..len];
+                        net::for_each_marker(body, |seq, at| found.push((seq, at)));
+                        reqs.push(next_long_poll(server, &topic, &head, body));
+                        io.consume(len);
+                    }
+                    for req in &reqs {
+                        if io.send(req).is_err() {
+                            sub.phase = Phase::Dead;
+                            dead += 1;
+                            break;
+                        }
+                        reissued += 1;
+                    }
+                    for (seq, at) in found {
+                        c.deliver(sub, seq, at, now);
+                    }
+                }
+            }
+            if closed && sub.phase != Phase::Dead {
+                sub.phase = Phase::Dead;
+                dead += 1;
+            }
+        }
+    }
+    let secs = (c.last_delivery.max(c.first_pub + 1) - c.first_pub) as f64 / 1e6;
+    let expected = published * ready as u64;
+    let lost = expected.saturating_sub(c.deliveries);
+    let last_us = c.last_delivery.saturating_sub(c.first_pub);
+    let (p50, p99, max) = c.latency.summary();
+    let name = match transport {
+        Transport::Sse => "sse",
+        Transport::Ws => "ws",
+        Transport::LongPoll => "longpoll",
+    };
+    json(&[
+        ("mode", "fanout".into()),
+        ("label", args.str("label", "")),
+        ("server", format!("{server:?}").to_lowercase()),
+        ("transport", name.into()),
+        ("subs", n.to_string()),
+        ("ready", ready.to_string()),
+        ("size", size.to_string()),
+        ("window", window.to_string()),
+        ("published", published.to_string()),
+        ("publish_errors", publish_errors.to_string()),
+        ("publish_unanswered", pub_outstanding.to_string()),
+        ("deliveries", c.deliveries.to_string()),
+        ("seconds", format!("{secs:.3}")),
+        (
+            "deliveries_per_s",
+            format!("{:.0}", c.deliveries as f64 / secs),
+        ),
+        ("p50_us", p50.to_string()),
+        ("p99_us", p99.to_string()),
+        ("max_us", max.to_string()),
+        ("last_us", last_us.to_string()),
+        ("lost", lost.to_string()),
+        ("duplicates", c.dup_or_old.to_string()),
+        ("disconnects", dead.to_string()),
+        ("requests_reissued", reissued.to_string()),
+        ("server_cpu_s", format!("{:.2}", metered.0)),
+        (
+            "server_syscalls",
+            metered.1.map_or("-1".into(), |n: u64| n.to_string()),
+        ),
+    ])
+}
