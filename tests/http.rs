@@ -380,3 +380,24 @@ fn the_trace_stream_shows_other_sockets_and_never_itself() {
     assert!(kinds.contains(&"response".to_string()));
     let _ = id;
 }
+
+/// Regression (fuzz target `session`): requests pipelined behind an answer
+/// that fills `--max-queued-bytes` are answered once it is written, instead
+/// of waiting for the head timeout and a 408.
+#[test]
+fn pipelined_requests_behind_a_full_output_queue_are_all_answered() {
+    let srv = TestServer::start(Config {
+        max_queued_bytes: 100,
+        head_timeout: Duration::from_secs(60),
+        ..Config::default()
+    });
+    let s = srv.connect();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let req = b"GET /poll?topic=a HTTP/1.1\r\nHost: x\r\n\r\n";
+    w.write_all(&req.repeat(5)).unwrap();
+    for _ in 0..5 {
+        let resp = read_response(&mut r);
+        assert_eq!(resp.status, 200);
+    }
+}

@@ -1,0 +1,1043 @@
+//! One [`Session`] driven the way `server/mod.rs` drives it, with no socket:
+//! a virtual clock, a [`MemoryHub`], a client whose bytes wait while the
+//! session does not want to read, and a [`Wire`] that checks, byte by byte
+//! and with a tokeniser that is not pushlab's own (`httparse`), everything
+//! the server writes.
+//!
+//! Shared by the `session` fuzz target and `tests/session_props.rs` (which
+//! includes this file with `#[path]`), so both hold the session to the same
+//! invariants. A broken invariant panics with a message saying which.
+//!
+//! The call protocol followed is the one `session/mod.rs` documents: feed a
+//! `handle_*`; fan out what it published; write output and call
+//! `handle_flushed` when the queue is empty (or at once when closing with
+//! nothing queued); fire `handle_timeout` when `next_deadline` has passed;
+//! read only while `wants_read`; on `Lifecycle::Closed` call `handle_close`
+//! and drop the connection.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::Duration;
+
+use pushlab::config::{Config, READ_CHUNK};
+use pushlab::hub::{Cursor, Hub, MemoryHub, Message};
+use pushlab::session::{Ctx, Lifecycle, Session};
+use pushlab::stats::{Stats, Tracer, Transport};
+use pushlab::timers::Instant;
+use pushlab::wire::http1;
+use pushlab::wire::sse;
+use pushlab::wire::websocket::{Event as WsEvent, Protocol, Role};
+
+/// The hub's epoch in every rig.
+pub const EPOCH: &str = "e1";
+
+/// Topics the canned requests and publishes use.
+pub const TOPICS: [&str; 3] = ["a", "b", "c"];
+
+/// The connection id (subscriber id) of the session under test.
+pub const CONN: usize = 7;
+
+/// How much larger than `--max-queued-bytes` the output queue may grow: the
+/// queue is checked *before* each response, so one response may overshoot.
+/// With the rig's limits (history ≤ 16 per topic, messages ≤ 512 bytes,
+/// escaped at most 6× in JSON) one response stays well below this.
+pub const QUEUE_SLACK: usize = 256 * 1024;
+
+/// The knobs a run may turn; everything else is `Config::default()`.
+#[derive(Clone, Debug)]
+pub struct RigConfig {
+    pub max_queued_bytes: usize,
+    pub history: usize,
+    pub heartbeat: Duration,
+    pub sse_max_lifetime: Option<Duration>,
+    pub head_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub long_poll_default: Duration,
+    pub long_poll_max: Duration,
+    pub publish_token: Option<String>,
+}
+
+impl Default for RigConfig {
+    fn default() -> Self {
+        RigConfig {
+            max_queued_bytes: 64 * 1024,
+            history: 8,
+            heartbeat: Duration::from_secs(15),
+            sse_max_lifetime: None,
+            head_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            long_poll_default: Duration::from_secs(30),
+            long_poll_max: Duration::from_secs(120),
+            publish_token: None,
+        }
+    }
+}
+
+impl RigConfig {
+    fn to_config(&self) -> Config {
+        Config {
+            history: self.history,
+            max_message: 512,
+            max_queued_bytes: self.max_queued_bytes,
+            heartbeat: self.heartbeat,
+            sse_max_lifetime: self.sse_max_lifetime,
+            head_timeout: self.head_timeout,
+            idle_timeout: self.idle_timeout,
+            long_poll_default: self.long_poll_default,
+            long_poll_max: self.long_poll_max,
+            publish_token: self.publish_token.clone(),
+            ws_max_message: 4096,
+            ..Config::default()
+        }
+    }
+}
+
+/// What kind of answer a canned request expects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `200` poll body (short or long poll), or `400` for a bad parameter.
+    Poll,
+    LongPoll,
+    /// `200` publish reply (or `401` when a token is required and not given).
+    Publish,
+    /// `200 text/event-stream`, then the stream.
+    Events,
+    /// `101`, or an error status while WebSockets are not built.
+    WebSocket,
+    /// A fixed status.
+    Status(u16),
+}
+
+/// A request whose bytes and expected answer the harness knows.
+#[derive(Clone, Debug)]
+pub struct Canned {
+    pub bytes: Vec<u8>,
+    pub kind: Kind,
+    /// `HEAD`: the response has no body.
+    pub head_only: bool,
+    /// The request asks to close the connection after its response.
+    pub closes: bool,
+}
+
+/// How many different canned requests [`canned`] knows.
+pub const CANNED: u8 = 20;
+
+/// Canned request number `which % CANNED`; `close` adds `Connection: close`.
+/// `data` is the body of the publishes.
+pub fn canned(which: u8, close: bool, data: &str) -> Canned {
+    let conn = if close { "Connection: close\r\n" } else { "" };
+    let get = |target: &str, kind: Kind| Canned {
+        bytes: format!("GET {target} HTTP/1.1\r\nHost: t\r\n{conn}\r\n").into_bytes(),
+        kind,
+        head_only: false,
+        closes: close,
+    };
+    let upgrade = |path: &str| Canned {
+        bytes: format!(
+            "GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{conn}\r\n"
+        )
+        .into_bytes(),
+        kind: Kind::WebSocket,
+        head_only: false,
+        closes: close,
+    };
+    match which % CANNED {
+        0 => get("/poll?topic=a", Kind::Poll),
+        1 => get("/poll?topic=a,b&since=0", Kind::Poll),
+        2 => get("/long-poll?topic=a&timeout=1", Kind::LongPoll),
+        3 => get("/long-poll?topic=a,b&since=e1-1&timeout=5", Kind::LongPoll),
+        4 => get("/long-poll?topic=c", Kind::LongPoll),
+        5 => Canned {
+            bytes: format!(
+                "POST /publish?topic=a HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\
+                 Authorization: Bearer s3cret\r\n{conn}\r\n{data}",
+                data.len()
+            )
+            .into_bytes(),
+            kind: Kind::Publish,
+            head_only: false,
+            closes: close,
+        },
+        6 => {
+            let mut bytes = format!(
+                "POST /publish?topic=b HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\
+                 Authorization: Bearer s3cret\r\n{conn}\r\n"
+            )
+            .into_bytes();
+            for piece in data.as_bytes().chunks(7) {
+                bytes.extend_from_slice(format!("{:x};ext=1\r\n", piece.len()).as_bytes());
+                bytes.extend_from_slice(piece);
+                bytes.extend_from_slice(b"\r\n");
+            }
+            bytes.extend_from_slice(b"0\r\nTrailer: x\r\n\r\n");
+            Canned {
+                bytes,
+                kind: Kind::Publish,
+                head_only: false,
+                closes: close,
+            }
+        }
+        7 => Canned {
+            bytes: format!(
+                "POST /publish?topic=c HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n\
+                 Content-Length: {}\r\nAuthorization: Bearer s3cret\r\n{conn}\r\n{data}",
+                data.len()
+            )
+            .into_bytes(),
+            kind: Kind::Publish,
+            head_only: false,
+            closes: close,
+        },
+        8 => get("/events?topic=a", Kind::Events),
+        9 => Canned {
+            bytes: format!(
+                "GET /events?topic=a,b HTTP/1.1\r\nHost: t\r\nLast-Event-ID: e1-2\r\n{conn}\r\n"
+            )
+            .into_bytes(),
+            kind: Kind::Events,
+            head_only: false,
+            closes: close,
+        },
+        10 => upgrade("/ws?topic=a"),
+        11 => upgrade("/echo"),
+        12 => get("/stats", Kind::Status(200)),
+        13 => Canned {
+            bytes: format!("HEAD /poll?topic=b HTTP/1.1\r\nHost: t\r\n{conn}\r\n").into_bytes(),
+            kind: Kind::Poll,
+            head_only: true,
+            closes: close,
+        },
+        14 => get("/", Kind::Status(200)),
+        15 => Canned {
+            // HTTP/1.0 closes unless it asks for keep-alive.
+            bytes: if close {
+                b"GET /poll?topic=c HTTP/1.0\r\n\r\n".to_vec()
+            } else {
+                b"GET /poll?topic=c HTTP/1.0\r\nConnection: keep-alive\r\n\r\n".to_vec()
+            },
+            kind: Kind::Poll,
+            head_only: false,
+            closes: close,
+        },
+        16 => Canned {
+            bytes: format!("DELETE /poll HTTP/1.1\r\nHost: t\r\n{conn}\r\n").into_bytes(),
+            kind: Kind::Status(405),
+            head_only: false,
+            closes: close,
+        },
+        17 => get("/nope", Kind::Status(404)),
+        18 => get("/poll?topic=bad%20name", Kind::Status(400)),
+        _ => get("/metrics", Kind::Status(200)),
+    }
+}
+
+/// One request the client sent, as the wire checker expects its answer.
+#[derive(Clone, Debug)]
+struct Expect {
+    canned: Canned,
+    /// Offset in the client's byte stream just after the request's last byte.
+    end: u64,
+}
+
+/// What the wire checker is reading.
+enum Mode {
+    /// A response head (or the start of one).
+    Head,
+    /// `left` more body bytes of the current response.
+    Body { left: usize, close: bool },
+    /// An event stream, read with pushlab's own client-side parser.
+    Sse(Box<sse::Parser>),
+    /// WebSocket frames from the server, read by a client-role machine.
+    Ws(Box<Protocol>),
+    /// A response said `Connection: close`: nothing more may come.
+    Closed,
+}
+
+/// A final response seen on the wire.
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub status: u16,
+    pub close: bool,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    /// The canned request it answers (exact mode).
+    pub answers: Option<Canned>,
+}
+
+/// Checks the server's byte stream as a strict HTTP/1.1 client would.
+pub struct Wire {
+    buf: Vec<u8>,
+    mode: Mode,
+    /// Final responses, in order.
+    pub responses: Vec<Response>,
+    /// Interim `100 Continue` responses.
+    pub continues: usize,
+    /// Requests sent and not yet answered, in order (exact mode only).
+    pending: VecDeque<Expect>,
+    /// Whether every byte the client sent came from [`canned`] (so each
+    /// response can be matched with its request).
+    pub exact: bool,
+    /// The client sent a `HEAD` somewhere (inexact mode: a response with a
+    /// `Content-Length` may then come without its body).
+    saw_head: bool,
+    /// Bytes of the client stream handed to the session so far.
+    delivered: u64,
+    /// Sequence numbers of the SSE messages received, to check order.
+    last_sse_seq: u64,
+    /// A deadline fired while the client had answers left to read.
+    timed_out_unread: bool,
+    pub sse_events: Vec<sse::Event>,
+    pub ws_events: Vec<WsEvent>,
+    pub total: usize,
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn seq_of(id: &str) -> u64 {
+    match Cursor::parse(id) {
+        Some(Cursor::After { epoch, seq }) => {
+            assert_eq!(epoch, EPOCH, "an id from another epoch: {id}");
+            seq
+        }
+        other => panic!("message id {id:?} is not a cursor E-N ({other:?})"),
+    }
+}
+
+impl Wire {
+    fn new() -> Wire {
+        Wire {
+            buf: Vec::new(),
+            mode: Mode::Head,
+            responses: Vec::new(),
+            continues: 0,
+            pending: VecDeque::new(),
+            exact: true,
+            saw_head: false,
+            delivered: 0,
+            last_sse_seq: 0,
+            timed_out_unread: false,
+            sse_events: Vec::new(),
+            ws_events: Vec::new(),
+            total: 0,
+        }
+    }
+
+    /// Requests sent but not answered (exact mode).
+    pub fn unanswered(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Requests the session has received in full and not answered.
+    pub fn unanswered_delivered(&self) -> usize {
+        self.pending
+            .iter()
+            .filter(|e| e.end <= self.delivered)
+            .count()
+    }
+
+    /// Whether the stream became an event stream or a WebSocket.
+    pub fn is_streaming(&self) -> bool {
+        matches!(self.mode, Mode::Sse(_) | Mode::Ws(_))
+    }
+
+    /// Whether a response closed the connection.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.mode, Mode::Closed)
+    }
+
+    /// Bytes written that are not yet a whole head or frame.
+    pub fn partial(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.total += bytes.len();
+        self.buf.extend_from_slice(bytes);
+        while self.step() {}
+    }
+
+    /// Consumes what it can; returns whether it made progress.
+    fn step(&mut self) -> bool {
+        if self.buf.is_empty() {
+            return false;
+        }
+        match &mut self.mode {
+            Mode::Closed => panic!(
+                "{} bytes written after a `Connection: close` response: {:?}",
+                self.buf.len(),
+                String::from_utf8_lossy(&self.buf[..self.buf.len().min(200)])
+            ),
+            Mode::Sse(parser) => {
+                parser.feed(&self.buf);
+                self.buf.clear();
+                loop {
+                    match parser.next_event() {
+                        Ok(sse::Decoded::Incomplete) => break,
+                        Ok(sse::Decoded::Event(ev)) => {
+                            match ev.event_type.as_str() {
+                                "message" => {
+                                    let seq = seq_of(&ev.last_event_id);
+                                    assert!(
+                                        seq > self.last_sse_seq,
+                                        "SSE message {seq} after {}: written twice or out of order",
+                                        self.last_sse_seq
+                                    );
+                                    self.last_sse_seq = seq;
+                                }
+                                "missed" => {
+                                    let n: u64 = ev.data.parse().unwrap_or_else(|_| {
+                                        panic!("`missed` data {:?} is not a count", ev.data)
+                                    });
+                                    assert!(n > 0, "a gap of 0 messages");
+                                }
+                                "reset" => assert_eq!(ev.data, "true"),
+                                other => panic!("unknown SSE event type {other:?}"),
+                            }
+                            self.sse_events.push(ev);
+                        }
+                        Err(e) => panic!("the server's event stream does not parse: {e}"),
+                    }
+                }
+                false
+            }
+            Mode::Ws(proto) => {
+                proto.receive_data(&self.buf);
+                self.buf.clear();
+                loop {
+                    match proto.next_event() {
+                        Ok(WsEvent::NeedData) => break,
+                        Ok(ev) => self.ws_events.push(ev),
+                        Err(e) => panic!("the server sent a bad WebSocket frame: {e}"),
+                    }
+                }
+                false
+            }
+            Mode::Body { left, close } => {
+                let (left_now, close) = (*left, *close);
+                let take = left_now.min(self.buf.len());
+                let body: Vec<u8> = self.buf.drain(..take).collect();
+                let last = self.responses.last_mut().expect("a body follows a head");
+                last.body.extend_from_slice(&body);
+                if take == left_now {
+                    self.check_body();
+                    self.mode = if close { Mode::Closed } else { Mode::Head };
+                } else {
+                    self.mode = Mode::Body {
+                        left: left_now - take,
+                        close,
+                    };
+                }
+                true
+            }
+            Mode::Head => self.read_head(),
+        }
+    }
+
+    fn read_head(&mut self) -> bool {
+        assert!(
+            self.buf.starts_with(&b"HTTP/1.1 "[..self.buf.len().min(9)]),
+            "output in HTTP mode does not start with `HTTP/1.1 `: {:?}",
+            String::from_utf8_lossy(&self.buf[..self.buf.len().min(200)])
+        );
+        let Some(end) = find(&self.buf, b"\r\n\r\n") else {
+            assert!(self.buf.len() < 64 * 1024, "a response head over 64 KiB");
+            return false;
+        };
+        let head_len = end + 4;
+        let head = self.buf[..head_len].to_vec();
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&head) {
+            Ok(httparse::Status::Complete(n)) => assert_eq!(n, head_len),
+            other => panic!(
+                "response head does not parse ({other:?}): {:?}",
+                String::from_utf8_lossy(&head)
+            ),
+        }
+        assert_eq!(resp.version, Some(1), "not HTTP/1.1");
+        let status = resp.code.expect("complete head has a code");
+        assert!((100..=599).contains(&status), "status {status}");
+        assert_eq!(
+            resp.reason,
+            Some(http1::reason(status)),
+            "reason phrase of {status}"
+        );
+        let get = |name: &str| -> Vec<&[u8]> {
+            resp.headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value)
+                .collect()
+        };
+        let lengths = get("content-length");
+        let connection = get("connection");
+        let content_type = get("content-type")
+            .first()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+        assert!(
+            get("transfer-encoding").is_empty(),
+            "pushlab never sends a chunked response"
+        );
+        let close = connection.iter().any(|v| v.eq_ignore_ascii_case(b"close"));
+        // Inexact mode after a HEAD: whether a body follows shows only once
+        // the next bytes are here.
+        let streams = status == 101 || (status == 200 && content_type == "text/event-stream");
+        if !self.exact && self.saw_head && status != 100 && !streams {
+            let has_length = lengths.first().is_some_and(|v| v != b"0");
+            if has_length && self.buf.len() < head_len + 9 {
+                return false;
+            }
+        }
+        self.buf.drain(..head_len);
+
+        if status == 100 {
+            self.continues += 1;
+            assert!(lengths.is_empty(), "a 100 with a Content-Length");
+            return true;
+        }
+        // A 408 answers the request that was not received in time, if any:
+        // never one the session had received in full.
+        if status == 408 {
+            assert!(close, "a 408 closes the connection");
+            if let Some(e) = self.pending.front() {
+                // Unless the client left answers unread past the deadline:
+                // back-pressure held its request, and the head timeout
+                // bounds how long a client that does not read is kept.
+                assert!(
+                    !self.exact || e.end > self.delivered || self.timed_out_unread,
+                    "408 for a request the session had received in full: {:?}",
+                    String::from_utf8_lossy(&e.canned.bytes)
+                );
+            }
+        }
+        let answers = if self.exact && status != 408 {
+            let a = self.pending.pop_front();
+            assert!(a.is_some(), "a {status} response to no request");
+            a
+        } else {
+            None
+        };
+        if let Some(e) = &answers {
+            if e.canned.closes && status != 101 {
+                assert!(
+                    close,
+                    "the request asked to close but the {status} response keeps alive: {:?}",
+                    String::from_utf8_lossy(&head)
+                );
+            }
+        }
+        self.responses.push(Response {
+            status,
+            close,
+            content_type: content_type.clone(),
+            body: Vec::new(),
+            answers: answers.as_ref().map(|e| e.canned.clone()),
+        });
+
+        if status == 101 {
+            if let Some(e) = &answers {
+                assert_eq!(e.canned.kind, Kind::WebSocket, "101 to a plain request");
+            }
+            assert!(lengths.is_empty(), "a 101 with a Content-Length");
+            self.mode = Mode::Ws(Box::new(Protocol::new(Role::Client, 1 << 24)));
+            return true;
+        }
+        if status == 200 && content_type == "text/event-stream" {
+            if let Some(e) = &answers {
+                assert_eq!(e.canned.kind, Kind::Events, "an event stream to {e:?}");
+            }
+            assert!(lengths.is_empty(), "an event stream with a Content-Length");
+            assert!(
+                close,
+                "an event stream ends with the connection: Connection: close"
+            );
+            self.mode = Mode::Sse(Box::new(sse::Parser::new()));
+            return true;
+        }
+        assert_eq!(
+            lengths.len(),
+            1,
+            "a {status} response needs exactly one Content-Length"
+        );
+        assert_eq!(
+            connection.len(),
+            1,
+            "a {status} response says Connection once"
+        );
+        let len: usize = std::str::from_utf8(lengths[0])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("Content-Length {:?}", lengths[0]));
+        let head_only = match &answers {
+            Some(e) => e.canned.head_only,
+            // Inexact: after a HEAD, a body-less response shows as the next
+            // head starting right away.
+            None => self.saw_head && len > 0 && self.buf.starts_with(b"HTTP/1.1 "),
+        };
+        if let Some(e) = &answers {
+            check_status(&e.canned, status);
+        }
+        if head_only || len == 0 {
+            self.check_body();
+            self.mode = if close { Mode::Closed } else { Mode::Head };
+        } else {
+            self.mode = Mode::Body { left: len, close };
+        }
+        true
+    }
+
+    /// Checks the body of the last response, now complete.
+    fn check_body(&mut self) {
+        let r = self.responses.last().expect("a response");
+        let Some(req) = &r.answers else {
+            return;
+        };
+        if req.head_only || r.status != 200 {
+            return;
+        }
+        match req.kind {
+            Kind::Poll | Kind::LongPoll => {
+                let v: serde_json::Value = serde_json::from_slice(&r.body)
+                    .unwrap_or_else(|e| panic!("poll body is not JSON ({e}): {:?}", r.body));
+                let msgs = v["messages"].as_array().expect("`messages` is a list");
+                let mut last = 0;
+                for m in msgs {
+                    let seq = seq_of(m["id"].as_str().expect("message id"));
+                    assert!(seq > last, "poll messages out of order");
+                    last = seq;
+                    assert!(m["topic"].is_string() && m["data"].is_string());
+                }
+                let next = seq_of(v["next"].as_str().expect("`next` is a string"));
+                assert!(next >= last, "`next` before the last message");
+                assert!(v["missed"].is_u64() && v["reset"].is_boolean());
+            }
+            Kind::Publish => {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&r.body).expect("publish reply is JSON");
+                seq_of(v["id"].as_str().expect("publish reply has an id"));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The statuses each kind of canned request may get.
+fn check_status(req: &Canned, status: u16) {
+    let ok = match req.kind {
+        Kind::Poll | Kind::LongPoll => status == 200,
+        Kind::Publish => matches!(status, 200 | 401 | 413),
+        Kind::Events => status == 200,
+        // 501 while the WebSocket session is being written; 403 for origins.
+        Kind::WebSocket => matches!(status, 101 | 403 | 501),
+        Kind::Status(s) => status == s,
+    };
+    assert!(
+        ok,
+        "{status} to {:?}",
+        String::from_utf8_lossy(&req.bytes[..req.bytes.len().min(120)])
+    );
+}
+
+fn rank(l: Lifecycle) -> u8 {
+    match l {
+        Lifecycle::Open => 0,
+        Lifecycle::Closing => 1,
+        Lifecycle::Lingering => 2,
+        Lifecycle::Closed => 3,
+    }
+}
+
+/// A session, its world, and a client.
+pub struct Rig {
+    pub config: Config,
+    pub hub: MemoryHub,
+    pub stats: Stats,
+    pub tracer: Tracer,
+    published: Vec<Rc<Message>>,
+    pub now: Instant,
+    pub session: Session,
+    pub wire: Wire,
+    /// Client bytes not yet read by the server (it did not want to read).
+    backlog: VecDeque<u8>,
+    /// Bytes the client has sent in total.
+    sent: u64,
+    /// The client shut its write side; the server sees it after `backlog`.
+    eof_sent: bool,
+    eof_delivered: bool,
+    /// `handle_close` was called: the connection is gone.
+    pub closed: bool,
+    /// `handle_flushed` asked to shut the write side.
+    write_shut: bool,
+    shutdown: bool,
+    lifecycle: Lifecycle,
+    /// Every `handle_timeout` call, for the statistics of a run.
+    pub timeouts: u64,
+    /// The last bytes sent raw, to spot a `HEAD ` split across sends.
+    client_tail: Vec<u8>,
+    /// The session closed with output the client had not read (a client
+    /// that stops reading is dropped at a timeout: by design).
+    pub closed_unread: bool,
+}
+
+impl Rig {
+    pub fn new(rc: &RigConfig) -> Rig {
+        let config = rc.to_config();
+        let hub = MemoryHub::new(EPOCH, config.history, config.history_ttl);
+        let now = Instant::from_millis(1_000);
+        let session = Session::new(CONN, now, &config);
+        Rig {
+            config,
+            hub,
+            stats: Stats::default(),
+            // Tracing on, so the trace closures run too (cleared as we go).
+            tracer: Tracer {
+                enabled: true,
+                ..Tracer::default()
+            },
+            published: Vec::new(),
+            now,
+            session,
+            wire: Wire::new(),
+            backlog: VecDeque::new(),
+            sent: 0,
+            eof_sent: false,
+            eof_delivered: false,
+            closed: false,
+            write_shut: false,
+            shutdown: false,
+            lifecycle: Lifecycle::Open,
+            timeouts: 0,
+            client_tail: Vec::new(),
+            closed_unread: false,
+        }
+    }
+
+    /// Calls `f` with the session and a context, as `with_session` does.
+    fn call<R>(&mut self, f: impl FnOnce(&mut Session, &mut Ctx) -> R) -> R {
+        let mut ctx = Ctx {
+            now: self.now,
+            config: &self.config,
+            hub: &mut self.hub,
+            stats: &mut self.stats,
+            tracer: &mut self.tracer,
+            published: &mut self.published,
+            started: Instant::ZERO,
+        };
+        f(&mut self.session, &mut ctx)
+    }
+
+    /// The client sends raw bytes (the harness can no longer match
+    /// responses with requests).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.wire.exact = false;
+        self.wire.pending.clear();
+        let mut tail = std::mem::take(&mut self.client_tail);
+        tail.extend_from_slice(bytes);
+        if tail.windows(5).any(|w| w == b"HEAD ") {
+            self.wire.saw_head = true;
+        }
+        self.client_tail = tail[tail.len().saturating_sub(4)..].to_vec();
+        self.send(bytes);
+    }
+
+    /// The client sends a canned request, in pieces of at most `piece`
+    /// bytes (0: at once), each read by the server as it arrives.
+    pub fn send_canned(&mut self, req: Canned, piece: usize) {
+        if req.head_only {
+            self.wire.saw_head = true;
+        }
+        if self.eof_sent {
+            return;
+        }
+        if self.wire.exact {
+            self.wire.pending.push_back(Expect {
+                end: self.sent + req.bytes.len() as u64,
+                canned: req.clone(),
+            });
+        }
+        if piece == 0 {
+            self.send(&req.bytes);
+        } else {
+            for p in req.bytes.chunks(piece) {
+                self.send(p);
+            }
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        if self.eof_sent || self.closed || bytes.is_empty() {
+            return;
+        }
+        self.sent += bytes.len() as u64;
+        self.backlog.extend(bytes);
+        self.settle();
+    }
+
+    /// Time passes; due deadlines fire as the loop's timer wheel fires them.
+    pub fn advance(&mut self, d: Duration) {
+        self.now = self.now + d;
+        for _ in 0..64 {
+            if self.closed {
+                return;
+            }
+            let Some(deadline) = self.session.next_deadline() else {
+                return;
+            };
+            if deadline > self.now {
+                return;
+            }
+            self.timeouts += 1;
+            if !self.session.output().is_empty() {
+                self.wire.timed_out_unread = true;
+            }
+            self.call(|s, ctx| s.handle_timeout(ctx));
+            self.settle();
+            if !self.closed && self.session.lifecycle() != Lifecycle::Closed {
+                if let Some(next) = self.session.next_deadline() {
+                    assert!(
+                        next > self.now,
+                        "next_deadline {next:?} is not after now {:?} after handle_timeout",
+                        self.now
+                    );
+                }
+            }
+        }
+        panic!("a deadline keeps firing at the same instant");
+    }
+
+    /// Jumps to the session's next deadline (if any, and at most `max` away).
+    pub fn advance_to_deadline(&mut self, max: Duration) -> bool {
+        match self.session.next_deadline() {
+            Some(d) if !self.closed && d <= self.now + max => {
+                self.advance(d.saturating_since(self.now));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Another client publishes `data` on `topic`.
+    pub fn publish(&mut self, topic: &str, data: &str) {
+        if let Ok(msg) = self.hub.publish(topic, data, self.now) {
+            self.published.push(msg);
+        }
+        self.settle();
+    }
+
+    /// The server writes up to `n` bytes (the client reads them).
+    pub fn write(&mut self, n: usize) {
+        if self.closed {
+            return;
+        }
+        let out = self.session.output();
+        let take = n.min(out.len());
+        if take == 0 {
+            return;
+        }
+        let bytes = out.to_vec();
+        out.consume(take);
+        let empty = out.is_empty();
+        assert!(
+            !self.write_shut,
+            "output queued after the write side was shut"
+        );
+        self.wire.push(&bytes[..take]);
+        if empty {
+            self.flushed();
+        }
+        self.settle();
+    }
+
+    /// Writes everything queued, including what the session queues when
+    /// told the queue is empty (the loop writes that on its next turn).
+    pub fn write_all(&mut self) {
+        for _ in 0..1000 {
+            if self.closed || self.session.output().is_empty() {
+                return;
+            }
+            self.write(usize::MAX);
+        }
+        panic!("the output never drains");
+    }
+
+    fn flushed(&mut self) {
+        if self.call(|s, ctx| s.handle_flushed(ctx)) {
+            self.write_shut = true;
+        }
+    }
+
+    /// The client shuts its write side.
+    pub fn eof(&mut self) {
+        self.eof_sent = true;
+        self.settle();
+    }
+
+    /// The server shuts down.
+    pub fn shutdown(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.shutdown = true;
+        self.call(|s, ctx| s.handle_shutdown(ctx));
+        self.settle();
+    }
+
+    /// After any call: fan out, read what the session wants, close when it
+    /// is done, and check the invariants that hold between calls.
+    fn settle(&mut self) {
+        for _ in 0..10_000 {
+            if self.closed {
+                self.published.clear();
+                return;
+            }
+            self.check();
+            self.tracer.events.clear();
+            // Fan-out, as `after_session_call` does.
+            if !self.published.is_empty() {
+                let msgs = std::mem::take(&mut self.published);
+                for msg in msgs {
+                    let mut subs = Vec::new();
+                    self.hub.subscribers(&msg.topic, &mut subs);
+                    if subs.contains(&CONN) && !self.closed {
+                        self.call(|s, ctx| s.handle_message(&msg, ctx));
+                        self.check();
+                    }
+                }
+                continue;
+            }
+            match self.session.lifecycle() {
+                Lifecycle::Closed => {
+                    self.closed_unread = !self.session.output().is_empty();
+                    self.call(|s, ctx| s.handle_close(ctx));
+                    assert!(
+                        self.session.output().is_empty(),
+                        "output left after handle_close"
+                    );
+                    self.closed = true;
+                    self.check_holds();
+                    return;
+                }
+                Lifecycle::Closing if self.session.output().is_empty() => {
+                    self.flushed();
+                    continue;
+                }
+                _ => {}
+            }
+            // Read, as `read_conn` does: only while the session wants to.
+            if self.session.wants_read() {
+                if !self.backlog.is_empty() {
+                    let n = self.backlog.len().min(READ_CHUNK);
+                    let chunk: Vec<u8> = self.backlog.drain(..n).collect();
+                    self.wire.delivered += n as u64;
+                    self.call(|s, ctx| s.handle_input(&chunk, ctx));
+                    continue;
+                }
+                if self.eof_sent && !self.eof_delivered {
+                    self.eof_delivered = true;
+                    self.call(|s, ctx| s.handle_eof(ctx));
+                    continue;
+                }
+            }
+            return;
+        }
+        panic!("the session keeps producing work without input");
+    }
+
+    /// Invariants that hold after every call.
+    fn check(&mut self) {
+        let now = self.session.lifecycle();
+        assert!(
+            rank(now) >= rank(self.lifecycle),
+            "lifecycle went back from {:?} to {now:?}",
+            self.lifecycle
+        );
+        self.lifecycle = now;
+        let queued = self.session.output().len();
+        assert!(
+            queued <= self.config.max_queued_bytes + QUEUE_SLACK,
+            "{queued} bytes queued, limit {}",
+            self.config.max_queued_bytes
+        );
+        if self.write_shut {
+            assert_eq!(queued, 0, "output queued after the write side was shut");
+        }
+        self.check_holds();
+    }
+
+    /// Every long-poll hold ends exactly one way.
+    fn check_holds(&self) {
+        let c = self.stats.get(Transport::LongPoll);
+        assert!(
+            c.holds_active <= 1,
+            "{} holds on one connection",
+            c.holds_active
+        );
+        assert_eq!(
+            c.holds_started,
+            c.holds_released_by_message
+                + c.holds_released_by_timeout
+                + c.holds_dropped_by_client
+                + c.holds_active,
+            "a hold ended twice or not at all: {c:?}"
+        );
+        if self.closed {
+            assert_eq!(c.holds_active, 0, "a hold outlived its connection");
+        }
+    }
+
+    /// Lets the run come to rest: the client reads everything, time passes
+    /// until nothing is due (holds released, idle connections closed), and
+    /// the end-of-run invariants are checked.
+    pub fn finish(&mut self) {
+        for _ in 0..200 {
+            self.write_all();
+            if self.closed {
+                break;
+            }
+            if !self.advance_to_deadline(Duration::from_secs(3600)) {
+                break;
+            }
+        }
+        self.write_all();
+        // Nothing stays queued once the client reads everything.
+        if !self.closed {
+            assert!(self.session.output().is_empty());
+        }
+        // A slow consumer is cut, queued answers and all (by design).
+        let cut = Transport::ALL
+            .iter()
+            .any(|&t| self.stats.get(t).slow_consumer_cuts > 0);
+        if !self.wire.saw_head && !self.closed_unread && !cut {
+            assert_eq!(
+                self.wire.partial(),
+                0,
+                "the output ends inside a response head"
+            );
+        }
+        if !self.wire.exact || self.wire.is_streaming() || self.wire.is_closed() {
+            return;
+        }
+        if self.closed && (self.eof_delivered || self.shutdown || self.closed_unread) {
+            return;
+        }
+        if cut {
+            return;
+        }
+        // Keep-alive, not streaming, time run out: every request the session
+        // received was answered, once, in order.
+        assert_eq!(
+            self.wire.unanswered_delivered(),
+            0,
+            "requests received but never answered (closed: {}, lifecycle {:?})",
+            self.closed,
+            self.session.lifecycle()
+        );
+    }
+}
