@@ -27,6 +27,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+source "$root/scripts/lib.sh"
 
 work="${AUTOBAHN_DIR:-$root/target/autobahn}"
 venv="$work/venv"
@@ -35,8 +36,6 @@ server_log="$work/pushlab.log"
 kosoku_version="${KOSOKU_VERSION:-0.1.0}"
 parallelism="${KOSOKU_PARALLELISM:-1}"
 run_timeout="${AUTOBAHN_TIMEOUT:-900}"
-build_timeout="${BUILD_TIMEOUT:-1800}"
-start_timeout=30
 
 if [ "$#" -gt 0 ]; then
     cases=("$@")
@@ -44,76 +43,16 @@ else
     cases=('1.*' '2.*' '3.*' '4.*' '5.*' '6.*' '7.*' '9.*' '10.*')
 fi
 
-say() { printf 'autobahn: %s\n' "$*" >&2; }
-die() { say "$*"; exit 2; }
-
 mkdir -p "$work"
 
 # 1. kosoku in its own venv, installed only when missing or another version.
-if [ ! -x "$venv/bin/python" ]; then
-    say "creating a Python venv in $venv"
-    timeout 120 python3 -m venv "$venv" ||
-        die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
-fi
-installed="$("$venv/bin/python" -c \
-    'import importlib.metadata as m; print(m.version("kosoku"))' 2>/dev/null || true)"
-if [ "$installed" != "$kosoku_version" ]; then
-    say "installing kosoku $kosoku_version"
-    timeout 600 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "kosoku==$kosoku_version" || die "pip install kosoku==$kosoku_version failed"
-fi
+pip_install_once "$venv" kosoku "$kosoku_version"
 
 # 2. The server binary.
-if [ -n "${PUSHLAB_BIN:-}" ]; then
-    bin="$PUSHLAB_BIN"
-else
-    say "building pushlab (release)"
-    timeout "$build_timeout" cargo build --release --bin pushlab ||
-        die "cargo build --release failed or took longer than ${build_timeout}s"
-    bin="${CARGO_TARGET_DIR:-$root/target}/release/pushlab"
-fi
-[ -x "$bin" ] || die "no executable at $bin"
+build_pushlab
 
 # 3. Start it on a free port; stop it however the script ends.
-server_pid=""
-stop_server() {
-    [ -n "$server_pid" ] || return 0
-    if kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$server_pid" 2>/dev/null || true
-    fi
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-}
-trap stop_server EXIT
-trap 'exit 130' INT TERM
-
-"$bin" --addr 127.0.0.1:0 >"$server_log" 2>&1 &
-server_pid=$!
-
-port=""
-for _ in $(seq $((start_timeout * 10))); do
-    first_line="$(head -n 1 "$server_log" 2>/dev/null || true)"
-    if [[ "$first_line" =~ ^pushlab\ listening\ on\ http://127\.0\.0\.1:([0-9]+)/ ]]; then
-        port="${BASH_REMATCH[1]}"
-        break
-    fi
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$port" ]; then
-    if kill -0 "$server_pid" 2>/dev/null; then
-        say "pushlab did not print its address within ${start_timeout}s; its output:"
-    else
-        say "pushlab exited before printing its address; its output:"
-    fi
-    sed 's/^/  /' "$server_log" >&2 || true
-    exit 2
-fi
+start_pushlab "$server_log" --addr 127.0.0.1:0
 url="ws://127.0.0.1:$port/echo"
 
 # 4. The cases. kosoku exits 1 when a case fails; the summary below decides.

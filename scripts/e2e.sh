@@ -6,10 +6,14 @@
 #
 # Needs Debian's chromium (installed here if missing) and node >= 20; the
 # playwright-core package is installed into scripts/e2e/node_modules on first
-# run. Builds pushlab, starts it on a free port, runs scripts/e2e/demo.test.mjs
+# run (`npm ci` from the committed package-lock.json). Builds pushlab (or runs
+# $PUSHLAB_BIN), starts it on a free port, runs scripts/e2e/demo.test.mjs
 # against it, saves docs/demo.png and prints one PASS/FAIL line.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+source "$root/scripts/lib.sh"
 
 mode="${1:-}"
 case "$mode" in
@@ -23,35 +27,13 @@ if [ ! -x /usr/bin/chromium ]; then
   $sudo apt-get update
   $sudo apt-get install -y chromium
 fi
-if [ ! -d scripts/e2e/node_modules/playwright-core ]; then
-  npm install --prefix scripts/e2e --no-audit --no-fund
-fi
+npm_ci_once "$root/scripts/e2e" playwright-core
 
-cargo build --release --quiet
-bin="${CARGO_TARGET_DIR:-target}/release/pushlab"
-
-log="$(mktemp)"
-"$bin" --addr 127.0.0.1:0 >"$log" 2>&1 &
-server=$!
-cleanup() {
-  kill "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
-  rm -f "$log"
-}
-trap cleanup EXIT
-
-url=""
-for _ in $(seq 100); do
-  url="$(head -n 1 "$log" | sed -n 's#^pushlab listening on \(http://[^ ]*\)$#\1#p')"
-  [ -n "$url" ] && break
-  kill -0 "$server" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$url" ]; then
-  echo "E2E FAIL: pushlab did not start:" >&2
-  cat "$log" >&2
-  exit 1
-fi
+build_pushlab
+work="${CARGO_TARGET_DIR:-$root/target}/e2e"
+mkdir -p "$work"
+start_pushlab "$work/pushlab.log" --addr 127.0.0.1:0
+url="http://127.0.0.1:$port/"
 
 timeout --kill-after=10 "$limit" node scripts/e2e/demo.test.mjs "$url" docs/demo.png $mode || {
   status=$?

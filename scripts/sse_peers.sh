@@ -31,6 +31,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+source "$root/scripts/lib.sh"
 
 peer_dir="$root/scripts/sse_peer"
 work="${CARGO_TARGET_DIR:-$root/target}/sse_peers"
@@ -38,33 +39,16 @@ server_log="$work/pushlab.log"
 count="${SSE_PEERS_COUNT:-10000}"
 lifetime="${SSE_PEERS_LIFETIME:-700ms}"
 run_timeout="${SSE_PEERS_TIMEOUT:-120}"
-build_timeout="${BUILD_TIMEOUT:-1800}"
-start_timeout=30
-
-say() { printf 'sse_peers: %s\n' "$*" >&2; }
-die() { say "$*"; exit 2; }
 
 mkdir -p "$work"
-command -v node >/dev/null || die "node is not installed (Node.js 20 or later is needed)"
-command -v npm >/dev/null || die "npm is not installed"
+require_command node "Node.js 20 or later is needed"
+require_command npm
 
 # 1. The client library, pinned by scripts/sse_peer/package-lock.json.
-if [ ! -f "$peer_dir/node_modules/eventsource/package.json" ]; then
-    say "installing eventsource into $peer_dir/node_modules"
-    timeout 300 npm ci --prefix "$peer_dir" --no-audit --no-fund --loglevel=error >&2 ||
-        die "npm ci in $peer_dir failed"
-fi
+npm_ci_once "$peer_dir" eventsource
 
 # 2. The server binary.
-if [ -n "${PUSHLAB_BIN:-}" ]; then
-    bin="$PUSHLAB_BIN"
-else
-    say "building pushlab (release)"
-    timeout "$build_timeout" cargo build --release --bin pushlab ||
-        die "cargo build --release failed or took longer than ${build_timeout}s"
-    bin="${CARGO_TARGET_DIR:-$root/target}/release/pushlab"
-fi
-[ -x "$bin" ] || die "no executable at $bin"
+build_pushlab
 
 # 3. Start it on a free port; stop it however the script ends. The history
 # holds every message, so a resume can never legitimately report `missed`.
@@ -72,41 +56,7 @@ server_args=(--addr 127.0.0.1:0 --history "$count" --sse-retry 100ms)
 if [ "$lifetime" != "off" ]; then
     server_args+=(--sse-max-lifetime "$lifetime")
 fi
-server_pid=""
-stop_server() {
-    [ -n "$server_pid" ] || return 0
-    if kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$server_pid" 2>/dev/null || true
-    fi
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-}
-trap stop_server EXIT
-trap 'exit 130' INT TERM
-
-"$bin" "${server_args[@]}" >"$server_log" 2>&1 &
-server_pid=$!
-
-port=""
-for _ in $(seq $((start_timeout * 10))); do
-    first_line="$(head -n 1 "$server_log" 2>/dev/null || true)"
-    if [[ "$first_line" =~ ^pushlab\ listening\ on\ http://127\.0\.0\.1:([0-9]+)/ ]]; then
-        port="${BASH_REMATCH[1]}"
-        break
-    fi
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$port" ]; then
-    say "pushlab did not print its address; its output:"
-    sed 's/^/  /' "$server_log" >&2 || true
-    exit 2
-fi
+start_pushlab "$server_log" "${server_args[@]}"
 
 # 4. The client. It prints "PASS: ..." or "FAIL: ..." and exits 0 or 1.
 status=0

@@ -29,6 +29,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+source "$root/scripts/lib.sh"
 
 peer_dir="$root/scripts/ws_peer"
 work="${CARGO_TARGET_DIR:-$root/target}/ws_peers"
@@ -37,85 +38,23 @@ server_log="$work/pushlab.log"
 count="${WS_PEERS_COUNT:-1000}"
 run_timeout="${WS_PEERS_TIMEOUT:-120}"
 websockets_version="${WEBSOCKETS_VERSION:-15.0.1}"
-build_timeout="${BUILD_TIMEOUT:-1800}"
-start_timeout=30
-
-say() { printf 'ws_peers: %s\n' "$*" >&2; }
-die() { say "$*"; exit 2; }
 
 mkdir -p "$work"
-command -v node >/dev/null || die "node is not installed (Node.js 20 or later is needed)"
-command -v npm >/dev/null || die "npm is not installed"
-command -v python3 >/dev/null || die "python3 is not installed"
+require_command node "Node.js 20 or later is needed"
+require_command npm
+require_command python3
 
 # 1. The client libraries, each installed only when missing.
-if [ ! -f "$peer_dir/node_modules/ws/package.json" ]; then
-    say "installing ws into $peer_dir/node_modules"
-    timeout 300 npm ci --prefix "$peer_dir" --no-audit --no-fund --loglevel=error >&2 ||
-        die "npm ci in $peer_dir failed"
-fi
-if [ ! -x "$venv/bin/python" ]; then
-    say "creating a Python venv in $venv"
-    timeout 120 python3 -m venv "$venv" ||
-        die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
-fi
-installed="$("$venv/bin/python" -c \
-    'import importlib.metadata as m; print(m.version("websockets"))' 2>/dev/null || true)"
-if [ "$installed" != "$websockets_version" ]; then
-    say "installing websockets $websockets_version"
-    timeout 300 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        "websockets==$websockets_version" || die "pip install websockets failed"
-fi
+npm_ci_once "$peer_dir" ws
+pip_install_once "$venv" websockets "$websockets_version"
 
 # 2. The server binary.
-if [ -n "${PUSHLAB_BIN:-}" ]; then
-    bin="$PUSHLAB_BIN"
-else
-    say "building pushlab (release)"
-    timeout "$build_timeout" cargo build --release --bin pushlab ||
-        die "cargo build --release failed or took longer than ${build_timeout}s"
-    bin="${CARGO_TARGET_DIR:-$root/target}/release/pushlab"
-fi
-[ -x "$bin" ] || die "no executable at $bin"
+build_pushlab
 
 # 3. Start it on a free port; stop it by PID however the script ends. The
 # history holds every message of a run, so a resume never reports `missed`;
 # a short ping interval makes the libraries answer pings during the run.
-server_pid=""
-stop_server() {
-    [ -n "$server_pid" ] || return 0
-    if kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$server_pid" 2>/dev/null || true
-    fi
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
-}
-trap stop_server EXIT
-trap 'exit 130' INT TERM
-
-"$bin" --addr 127.0.0.1:0 --history "$((count * 2))" --ws-ping 1s >"$server_log" 2>&1 &
-server_pid=$!
-
-port=""
-for _ in $(seq $((start_timeout * 10))); do
-    first_line="$(head -n 1 "$server_log" 2>/dev/null || true)"
-    if [[ "$first_line" =~ ^pushlab\ listening\ on\ http://127\.0\.0\.1:([0-9]+)/ ]]; then
-        port="${BASH_REMATCH[1]}"
-        break
-    fi
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$port" ]; then
-    say "pushlab did not print its address; its output:"
-    sed 's/^/  /' "$server_log" >&2 || true
-    exit 2
-fi
+start_pushlab "$server_log" --addr 127.0.0.1:0 --history "$((count * 2))" --ws-ping 1s
 url="http://127.0.0.1:$port/"
 
 # 4. The clients. Each prints "PASS: ..." or "FAIL: ..." and exits 0 or 1.
