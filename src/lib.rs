@@ -36,5 +36,7 @@ pub mod lab;
 pub mod server;
 pub mod session;
 pub mod stats;
+#[doc(hidden)]
+pub mod testkit;
 pub mod timers;
 pub mod wire;

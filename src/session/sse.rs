@@ -395,49 +395,20 @@ mod tests {
 
     use super::*;
     use crate::config::Config;
-    use crate::hub::{Hub, MemoryHub};
-    use crate::stats::{Counters, Stats, Tracer};
+    use crate::hub::Hub;
+    use crate::stats::Counters;
+    use crate::testkit::{ms, split_head, Rig};
     use crate::wire::sse::{Decoded, Event, Parser};
 
-    struct Rig {
-        config: Config,
-        hub: MemoryHub,
-        stats: Stats,
-        tracer: Tracer,
-        published: Vec<Rc<Message>>,
-        now: Instant,
-    }
-
-    impl Rig {
-        fn new(config: Config) -> Rig {
-            let hub = MemoryHub::new("e1", config.history, config.history_ttl);
-            Rig {
-                config,
-                hub,
-                stats: Stats::default(),
-                tracer: Tracer {
-                    enabled: true,
-                    ..Tracer::default()
-                },
-                published: Vec::new(),
-                now: Instant::ZERO,
-            }
-        }
-
-        fn ctx(&mut self) -> Ctx<'_> {
-            Ctx {
-                now: self.now,
-                config: &self.config,
-                hub: &mut self.hub,
-                stats: &mut self.stats,
-                tracer: &mut self.tracer,
-                published: &mut self.published,
-                started: Instant::ZERO,
-            }
-        }
-
+    /// The SSE side of the shared [`Rig`].
+    trait SseRig {
         /// A new connection `id` that sends `GET target` with `headers`
         /// (each ending in CRLF).
+        fn open(&mut self, id: usize, target: &str, headers: &str) -> Session;
+        fn sse(&self) -> &Counters;
+    }
+
+    impl SseRig for Rig {
         fn open(&mut self, id: usize, target: &str, headers: &str) -> Session {
             let mut s = Session::new(id, self.now, &self.config);
             let req = format!("GET {target} HTTP/1.1\r\nHost: t\r\n{headers}\r\n");
@@ -445,47 +416,9 @@ mod tests {
             s
         }
 
-        fn publish(&mut self, topic: &str, data: &str) -> Rc<Message> {
-            self.hub.publish(topic, data, self.now).unwrap()
-        }
-
-        /// Publishes and fans the message out to `sessions`.
-        fn publish_to(&mut self, topic: &str, data: &str, sessions: &mut [&mut Session]) {
-            let msg = self.publish(topic, data);
-            for s in sessions {
-                s.handle_message(&msg, &mut self.ctx());
-            }
-        }
-
-        /// Moves the clock to `at` and fires the session's deadline if due,
-        /// as the event loop's timer does.
-        fn advance(&mut self, s: &mut Session, at: Instant) {
-            self.now = at;
-            if s.next_deadline().is_some_and(|d| d <= at) {
-                s.handle_timeout(&mut self.ctx());
-            }
-        }
-
         fn sse(&self) -> &Counters {
             self.stats.get(Transport::Sse)
         }
-    }
-
-    fn ms(n: u64) -> Instant {
-        Instant::from_millis(n)
-    }
-
-    /// The response head (as text) and the event-stream bytes after it.
-    fn split_head(bytes: &[u8]) -> (String, Vec<u8>) {
-        let end = bytes
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("a complete head")
-            + 4;
-        (
-            String::from_utf8(bytes[..end].to_vec()).unwrap(),
-            bytes[end..].to_vec(),
-        )
     }
 
     /// The events a conforming client dispatches for `body`.
@@ -556,6 +489,10 @@ mod tests {
         let mut rig = Rig::new(Config::default());
         let mut s1 = rig.open(1, "/events?topic=a", "");
         let mut s2 = rig.open(2, "/events?topic=a", "");
+        // Heads written: a small message queued right behind bytes of the
+        // connection's own is copied onto them (output.rs), not shared.
+        s1.output().take_all();
+        s2.output().take_all();
         let msg = rig.publish("a", "hello");
         s1.handle_message(&msg, &mut rig.ctx());
         s2.handle_message(&msg, &mut rig.ctx());

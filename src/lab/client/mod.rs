@@ -31,6 +31,7 @@ use std::collections::VecDeque;
 use crate::stats::Transport;
 use crate::timers::Instant;
 
+use super::http::encode_request;
 use super::updates::Update;
 
 /// What a machine asks the event loop to do, in order.
@@ -123,11 +124,28 @@ impl Base {
         self.exchanges = 0;
     }
 
-    pub fn close(&mut self) {
-        if self.open {
-            self.push(Command::Close);
-            self.open = false;
+    /// Sends `GET target` (RFC 9112 request, no body) and counts it.
+    pub fn send_get(
+        &mut self,
+        target: &str,
+        host: &str,
+        headers: &[(&str, &str)],
+        keep_alive: bool,
+    ) {
+        let mut req = Vec::with_capacity(200);
+        encode_request(&mut req, "GET", target, host, headers, b"", keep_alive);
+        self.push(Command::Send(req));
+        self.counters.requests += 1;
+    }
+
+    /// Closes the current socket; false when none was open.
+    pub fn close(&mut self) -> bool {
+        if !self.open {
+            return false;
         }
+        self.push(Command::Close);
+        self.open = false;
+        true
     }
 
     /// A delivery on the current socket: counts it as an exchange.

@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use super::{Base, Command, Delivery, Endpoint};
-use crate::lab::http::{encode_request, Decoded, ResponseReader};
+use crate::lab::http::{Decoded, ResponseReader};
 use crate::lab::updates::decode_poll_body;
 use crate::stats::Transport;
 use crate::timers::Instant;
@@ -88,19 +88,9 @@ impl PollClient {
             self.base.connect();
             self.reader = ResponseReader::new();
         }
-        let mut req = Vec::with_capacity(128);
         let target = self.target();
-        encode_request(
-            &mut req,
-            "GET",
-            &target,
-            &self.endpoint.host,
-            &[],
-            b"",
-            self.keep_alive,
-        );
-        self.base.push(Command::Send(req));
-        self.base.counters.requests += 1;
+        self.base
+            .send_get(&target, &self.endpoint.host, &[], self.keep_alive);
         self.in_flight = true;
     }
 
@@ -173,11 +163,9 @@ impl PollClient {
 
     /// The socket ended (or never connected).
     pub fn handle_eof(&mut self, now: Instant) {
-        if !self.base.open {
+        if !self.base.close() {
             return;
         }
-        self.base.open = false;
-        self.base.push(Command::Close);
         let was_in_flight = std::mem::take(&mut self.in_flight);
         if self.base.stopping || self.base.failed {
             return;
@@ -253,6 +241,19 @@ mod tests {
         }
     }
 
+    /// A client of `endpoint()` after `handle_start` at zero.
+    fn started(mode: Mode, keep_alive: bool) -> PollClient {
+        let mut c = PollClient::new(mode, endpoint(), keep_alive);
+        c.handle_start(Instant::ZERO);
+        c
+    }
+
+    /// A long-polling client that asks for 30 s holds, started.
+    fn started_long_poll(keep_alive: bool) -> PollClient {
+        let timeout = Duration::from_secs(30);
+        started(Mode::Long { timeout }, keep_alive)
+    }
+
     fn commands(c: &mut PollClient) -> Vec<Command> {
         std::iter::from_fn(|| c.base.commands.pop_front()).collect()
     }
@@ -270,14 +271,7 @@ mod tests {
 
     #[test]
     fn a_long_poll_asks_again_at_once_with_the_new_cursor_on_the_same_socket() {
-        let mut c = PollClient::new(
-            Mode::Long {
-                timeout: Duration::from_secs(30),
-            },
-            endpoint(),
-            true,
-        );
-        c.handle_start(Instant::ZERO);
+        let mut c = started_long_poll(true);
         let first = commands(&mut c);
         assert_eq!(first[0], Command::Connect);
         let Command::Send(req) = &first[1] else {
@@ -306,14 +300,7 @@ mod tests {
 
     #[test]
     fn without_keep_alive_every_request_gets_its_own_socket() {
-        let mut c = PollClient::new(
-            Mode::Long {
-                timeout: Duration::from_secs(30),
-            },
-            endpoint(),
-            false,
-        );
-        c.handle_start(Instant::ZERO);
+        let mut c = started_long_poll(false);
         let first = commands(&mut c);
         let Command::Send(req) = &first[1] else {
             panic!()
@@ -329,8 +316,7 @@ mod tests {
     #[test]
     fn short_polling_ticks_on_a_fixed_schedule_and_skips_while_in_flight() {
         let ms = Duration::from_millis;
-        let mut c = PollClient::new(Mode::Short { interval: ms(100) }, endpoint(), true);
-        c.handle_start(Instant::ZERO);
+        let mut c = started(Mode::Short { interval: ms(100) }, true);
         c.handle_input(
             &response(EMPTY, "keep-alive"),
             Instant::ZERO,
@@ -361,14 +347,12 @@ mod tests {
 
     #[test]
     fn a_stopped_short_poll_waits_for_its_answer_then_closes() {
-        let mut c = PollClient::new(
+        let mut c = started(
             Mode::Short {
                 interval: Duration::from_secs(1),
             },
-            endpoint(),
             true,
         );
-        c.handle_start(Instant::ZERO);
         commands(&mut c);
         c.handle_stop(Instant::ZERO);
         assert!(!c.base.is_done());
@@ -383,14 +367,12 @@ mod tests {
 
     #[test]
     fn an_error_status_fails_the_client_with_the_reason() {
-        let mut c = PollClient::new(
+        let mut c = started(
             Mode::Short {
                 interval: Duration::from_secs(1),
             },
-            endpoint(),
             true,
         );
-        c.handle_start(Instant::ZERO);
         c.handle_input(
             b"HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad",
             Instant::ZERO,

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use super::{Base, Command, Delivery, Endpoint};
-use crate::lab::http::{encode_request, Decoded, ResponseReader};
+use crate::lab::http::{Decoded, ResponseReader};
 use crate::lab::updates::decode_sse_event;
 use crate::timers::Instant;
 use crate::wire::sse::{self, Parser};
@@ -66,10 +66,7 @@ impl SseClient {
         if !last.is_empty() {
             headers.push(("Last-Event-ID", &last));
         }
-        let mut req = Vec::with_capacity(160);
-        encode_request(&mut req, "GET", &target, host, &headers, b"", true);
-        self.base.push(Command::Send(req));
-        self.base.counters.requests += 1;
+        self.base.send_get(&target, host, &headers, true);
     }
 
     pub fn handle_start(&mut self, _now: Instant) {
@@ -126,11 +123,9 @@ impl SseClient {
 
     /// The stream ended: §9.2.3, wait the reconnection time, then reconnect.
     pub fn handle_eof(&mut self, now: Instant) {
-        if !self.base.open {
+        if !self.base.close() {
             return;
         }
-        self.base.open = false;
-        self.base.push(Command::Close);
         self.parser.end_of_stream();
         self.streaming = false;
         if self.base.stopping || self.base.failed {

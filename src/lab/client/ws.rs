@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
 use super::{Base, Command, Delivery, Endpoint};
-use crate::lab::http::{encode_request, Decoded, ResponseReader};
+use crate::lab::http::{Decoded, ResponseReader};
 use crate::lab::updates::{decode_ws_text, Update};
 use crate::timers::Instant;
 use crate::wire::websocket::{accept_key, CloseCode, Event, Protocol, Role};
@@ -91,10 +91,7 @@ impl WsClient {
             ("Sec-WebSocket-Key", self.key.as_str()),
             ("Sec-WebSocket-Version", "13"),
         ];
-        let mut req = Vec::with_capacity(200);
-        encode_request(&mut req, "GET", &target, host, &headers, b"", true);
-        self.base.push(Command::Send(req));
-        self.base.counters.requests += 1;
+        self.base.send_get(&target, host, &headers, true);
     }
 
     pub fn handle_start(&mut self, _now: Instant) {
@@ -187,11 +184,9 @@ impl WsClient {
     }
 
     pub fn handle_eof(&mut self, now: Instant) {
-        if !self.base.open {
+        if !self.base.close() {
             return;
         }
-        self.base.open = false;
-        self.base.push(Command::Close);
         self.protocol = None;
         if self.base.stopping || self.base.failed {
             self.base.push(Command::CancelWake);
@@ -221,7 +216,9 @@ impl WsClient {
                 self.base.push(Command::Send(frame));
                 self.base.push(Command::WakeAt(now + CLOSE_TIMEOUT));
             }
-            _ => self.base.close(),
+            _ => {
+                self.base.close();
+            }
         }
     }
 

@@ -6,8 +6,9 @@
 
 use super::*;
 use crate::config::Config;
-use crate::hub::{Hub, MemoryHub};
-use crate::stats::{Counters, Stats, Tracer};
+use crate::hub::Hub;
+use crate::stats::Counters;
+use crate::testkit::{self, ms, Rig};
 use crate::wire::websocket::{encode_masked_frame, ControlOpcode};
 
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -17,46 +18,28 @@ const PING: Opcode = Opcode::Control(ControlOpcode::Ping);
 const PONG: Opcode = Opcode::Control(ControlOpcode::Pong);
 const CLOSE: Opcode = Opcode::Control(ControlOpcode::Close);
 
-struct Rig {
-    config: Config,
-    hub: MemoryHub,
-    stats: Stats,
-    tracer: Tracer,
-    published: Vec<Rc<Message>>,
-    now: Instant,
-}
-
-impl Rig {
-    fn new(config: Config) -> Rig {
-        let hub = MemoryHub::new("e1", config.history, config.history_ttl);
-        Rig {
-            config,
-            hub,
-            stats: Stats::default(),
-            tracer: Tracer {
-                enabled: true,
-                ..Tracer::default()
-            },
-            published: Vec::new(),
-            now: Instant::ZERO,
-        }
-    }
-
-    fn ctx(&mut self) -> Ctx<'_> {
-        Ctx {
-            now: self.now,
-            config: &self.config,
-            hub: &mut self.hub,
-            stats: &mut self.stats,
-            tracer: &mut self.tracer,
-            published: &mut self.published,
-            started: Instant::ZERO,
-        }
-    }
-
+/// The WebSocket side of the shared [`Rig`].
+trait WsRig {
     /// Connection `id` sends a request head for `target` with the RFC 6455
     /// §1.2 handshake headers, less those named in `without`, plus `extra`
     /// (each ending in CRLF), then `after` (pipelined bytes).
+    fn request(
+        &mut self,
+        id: usize,
+        target: &str,
+        without: &[&str],
+        extra: &str,
+        after: &[u8],
+    ) -> Session;
+    /// An accepted WebSocket on `target`, its `101` already taken out.
+    fn open(&mut self, id: usize, target: &str) -> Session;
+    fn send(&mut self, s: &mut Session, frame: &[u8]);
+    /// Fans out what the sessions published during their last calls.
+    fn fan_out(&mut self, sessions: &mut [&mut Session]);
+    fn ws(&self) -> &Counters;
+}
+
+impl WsRig for Rig {
     fn request(
         &mut self,
         id: usize,
@@ -85,7 +68,6 @@ impl Rig {
         s
     }
 
-    /// An accepted WebSocket on `target`, its `101` already taken out.
     fn open(&mut self, id: usize, target: &str) -> Session {
         let mut s = self.request(id, target, &[], "", b"");
         let (status, _, _) = split_head(&s.output().take_all());
@@ -97,19 +79,6 @@ impl Rig {
         s.handle_input(frame, &mut self.ctx());
     }
 
-    fn publish(&mut self, topic: &str, data: &str) -> Rc<Message> {
-        self.hub.publish(topic, data, self.now).unwrap()
-    }
-
-    /// Publishes and fans the message out to `sessions`, as the loop does.
-    fn publish_to(&mut self, topic: &str, data: &str, sessions: &mut [&mut Session]) {
-        let msg = self.publish(topic, data);
-        for s in sessions {
-            s.handle_message(&msg, &mut self.ctx());
-        }
-    }
-
-    /// Fans out what the sessions published during their last calls.
     fn fan_out(&mut self, sessions: &mut [&mut Session]) {
         for msg in std::mem::take(&mut self.published) {
             for s in sessions.iter_mut() {
@@ -118,21 +87,9 @@ impl Rig {
         }
     }
 
-    /// Moves the clock to `at` and fires the deadline if due.
-    fn advance(&mut self, s: &mut Session, at: Instant) {
-        self.now = at;
-        if s.next_deadline().is_some_and(|d| d <= at) {
-            s.handle_timeout(&mut self.ctx());
-        }
-    }
-
     fn ws(&self) -> &Counters {
         self.stats.get(Transport::Ws)
     }
-}
-
-fn ms(n: u64) -> Instant {
-    Instant::from_millis(n)
 }
 
 /// A masked client frame.
@@ -150,14 +107,9 @@ fn close_frame(code: u16, reason: &str) -> Vec<u8> {
 
 /// Status, head text, and the bytes after the head.
 fn split_head(bytes: &[u8]) -> (u16, String, Vec<u8>) {
-    let end = bytes
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a complete head")
-        + 4;
-    let head = String::from_utf8(bytes[..end].to_vec()).unwrap();
+    let (head, rest) = testkit::split_head(bytes);
     let status = head[9..12].parse().unwrap();
-    (status, head, bytes[end..].to_vec())
+    (status, head, rest)
 }
 
 /// What a client decodes from server bytes (which must be unmasked).
@@ -186,6 +138,14 @@ fn close_event(code: u16, reason: &str) -> Event {
     Event::Close {
         code: Some(CloseCode(code)),
         reason: reason.into(),
+    }
+}
+
+/// The code of a lone close frame; `None` for any other `events`.
+fn close_code_of(events: &[Event]) -> Option<u16> {
+    match events {
+        [Event::Close { code: Some(c), .. }] => Some(c.0),
+        _ => None,
     }
 }
 
@@ -436,16 +396,7 @@ fn several_topics_publish_json_naming_one_of_them() {
         let mut s = rig.open(2, "/ws?topic=a,b");
         rig.send(&mut s, &client(TEXT, bad.as_bytes()));
         let got = output_events(&mut s);
-        assert!(
-            matches!(
-                &got[..],
-                [Event::Close {
-                    code: Some(CloseCode(1008)),
-                    ..
-                }]
-            ),
-            "{bad}: {got:?}"
-        );
+        assert_eq!(close_code_of(&got), Some(1008), "{bad}: {got:?}");
         assert_eq!(s.lifecycle(), Lifecycle::Closing);
     }
     assert!(rig.published.is_empty());
@@ -498,16 +449,7 @@ fn a_message_over_max_message_closes_with_1009() {
     let mut s = rig.open(1, "/ws?topic=a");
     rig.send(&mut s, &client(TEXT, b"0123456789a"));
     let got = output_events(&mut s);
-    assert!(
-        matches!(
-            &got[..],
-            [Event::Close {
-                code: Some(CloseCode(1009)),
-                ..
-            }]
-        ),
-        "{got:?}"
-    );
+    assert_eq!(close_code_of(&got), Some(1009), "{got:?}");
     assert!(rig.published.is_empty());
     // The echo endpoint takes up to --ws-max-message.
     let mut e = rig.open(2, "/echo");
@@ -693,13 +635,7 @@ fn nothing_is_sent_after_our_close() {
     bytes.extend(client(PING, b"late"));
     rig.send(&mut s, &bytes);
     rig.publish_to("a", "late", &mut [&mut s]);
-    assert!(matches!(
-        &output_events(&mut s)[..],
-        [Event::Close {
-            code: Some(CloseCode(1003)),
-            ..
-        }]
-    ));
+    assert_eq!(close_code_of(&output_events(&mut s)), Some(1003));
 }
 
 #[test]
@@ -729,10 +665,7 @@ fn each_protocol_violation_closes_with_its_code() {
         let mut s = rig.open(1, "/echo");
         rig.send(&mut s, &bytes);
         let got = output_events(&mut s);
-        assert!(
-            matches!(&got[..], [Event::Close { code: Some(c), .. }] if c.0 == code),
-            "{what}: {got:?}"
-        );
+        assert_eq!(close_code_of(&got), Some(code), "{what}: {got:?}");
         assert_eq!(s.lifecycle(), Lifecycle::Closing, "{what}");
         s.handle_close(&mut rig.ctx());
         assert_eq!(rig.ws().close_codes, [(code, 1)], "{what}");
@@ -748,16 +681,7 @@ fn a_message_over_ws_max_message_closes_with_1009() {
     let mut s = rig.open(1, "/echo");
     rig.send(&mut s, &client(BINARY, &[1; 101]));
     let got = output_events(&mut s);
-    assert!(
-        matches!(
-            &got[..],
-            [Event::Close {
-                code: Some(CloseCode(1009)),
-                ..
-            }]
-        ),
-        "{got:?}"
-    );
+    assert_eq!(close_code_of(&got), Some(1009), "{got:?}");
 }
 
 #[test]
