@@ -59,8 +59,16 @@ pub struct Config {
     pub max_connections: usize,
     /// Time allowed for a complete request head (`--head-timeout`) → `408`.
     pub head_timeout: Duration,
-    /// Idle keep-alive connections are closed after this (`--idle-timeout`).
+    /// Idle keep-alive connections are closed after this (`--idle-timeout`),
+    /// counted from when the last response was written out, not queued.
     pub idle_timeout: Duration,
+    /// A connection with output pending is closed when the client accepts
+    /// none of it for this long (`--send-timeout`). Like nginx's
+    /// `send_timeout`, it bounds the time between two successive writes that
+    /// make progress, not the whole response: a slow but steady reader of a
+    /// large answer is never cut, one that stops reading is, whether the
+    /// connection is open, streaming or closing.
+    pub send_timeout: Duration,
     /// Default hold of a long poll when the request names no `timeout`.
     pub long_poll_default: Duration,
     /// Longest hold a long poll may ask for (`--long-poll-max`).
@@ -98,6 +106,7 @@ impl Default for Config {
             max_connections: 10_000,
             head_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
             long_poll_default: Duration::from_secs(30),
             long_poll_max: Duration::from_secs(120),
             heartbeat: Duration::from_secs(15),

@@ -58,9 +58,14 @@ struct ServeArgs {
     /// Time allowed for a complete request head → 408.
     #[arg(long, default_value = "10s", value_parser = duration)]
     head_timeout: std::time::Duration,
-    /// Idle keep-alive connections are closed after this.
+    /// Idle keep-alive connections are closed after this (from when the last
+    /// response was written).
     #[arg(long, default_value = "60s", value_parser = duration)]
     idle_timeout: std::time::Duration,
+    /// A connection whose client reads none of its pending output for this
+    /// long is closed (time between two writes, as nginx's send_timeout).
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    send_timeout: std::time::Duration,
     /// Longest hold a long poll may ask for with `timeout=`.
     #[arg(long, default_value = "120s", value_parser = duration)]
     long_poll_max: std::time::Duration,
@@ -103,6 +108,7 @@ impl ServeArgs {
             max_connections: self.max_connections,
             head_timeout: self.head_timeout,
             idle_timeout: self.idle_timeout,
+            send_timeout: self.send_timeout,
             long_poll_max: self.long_poll_max,
             heartbeat: self.heartbeat,
             sse_retry: self.sse_retry,

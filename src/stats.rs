@@ -80,6 +80,9 @@ pub struct Counters {
     pub resumes: u64,
     /// Subscribers cut because their queue passed `--max-queued-bytes`.
     pub slow_consumer_cuts: u64,
+    /// Connections closed because the client accepted none of their pending
+    /// output for `--send-timeout`.
+    pub send_timeouts: u64,
     /// Gap notices (`missed`) and resets sent.
     pub gaps_reported: u64,
     pub resets_reported: u64,
@@ -174,6 +177,7 @@ impl Stats {
                 "bytes_in": c.bytes_in,
                 "bytes_out": c.bytes_out,
                 "slow_consumer_cuts": c.slow_consumer_cuts,
+                "send_timeouts": c.send_timeouts,
                 "resumes": c.resumes,
                 "gaps_reported": c.gaps_reported,
                 "resets_reported": c.resets_reported,
@@ -241,7 +245,7 @@ impl Stats {
     /// `/metrics` in the Prometheus text exposition format.
     pub fn to_prometheus(&self) -> Vec<u8> {
         let mut s = String::new();
-        let series: [Series; 20] = [
+        let series: [Series; 21] = [
             ("sockets_opened_total", "Sockets opened", |c| {
                 c.sockets_opened
             }),
@@ -299,6 +303,11 @@ impl Stats {
                 "slow_consumer_cuts_total",
                 "Subscribers cut at the queue limit",
                 |c| c.slow_consumer_cuts,
+            ),
+            (
+                "send_timeouts_total",
+                "Connections closed when the client read nothing for --send-timeout",
+                |c| c.send_timeouts,
             ),
             (
                 "resumes_total",

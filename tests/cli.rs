@@ -98,6 +98,7 @@ fn help_documents_every_limit() {
         "--max-connections",
         "--head-timeout",
         "--idle-timeout",
+        "--send-timeout",
         "--long-poll-max",
         "--heartbeat",
         "--ws-ping",

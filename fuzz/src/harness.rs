@@ -9,29 +9,37 @@
 //! invariants. A broken invariant panics with a message saying which.
 //!
 //! The call protocol followed is the one `session/mod.rs` documents: feed a
-//! `handle_*`; fan out what it published; write output and call
-//! `handle_flushed` when the queue is empty (or at once when closing with
-//! nothing queued); fire `handle_timeout` when `next_deadline` has passed;
-//! read only while `wants_read`; on `Lifecycle::Closed` call `handle_close`
-//! and drop the connection.
+//! `handle_*`; fan out what it published; write output, report every write
+//! attempt with `handle_written` and call `handle_flushed` when the queue is
+//! empty (or at once when closing with nothing queued); re-arm the timer at
+//! `next_deadline` where `server/mod.rs` does (`sync_timer`) and fire
+//! `handle_timeout` when the armed deadline has passed; read only while
+//! `wants_read`; on `Lifecycle::Closed` call `handle_close` and drop the
+//! connection.
+//!
+//! The client's socket has no buffer: the kernel takes what the client reads
+//! ([`Rig::write`]) and nothing else. So every turn that ends with output
+//! queued ends with a write attempt that the kernel refuses (`handle_written`
+//! with 0, as `write_conn` reports `WouldBlock`), which starts the send
+//! timeout; a client that then reads nothing for `--send-timeout` is cut.
 
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
-use std::rc::Rc;
 use std::time::Duration;
 
 use pushlab::config::{Config, READ_CHUNK};
-use pushlab::hub::{Cursor, Hub, MemoryHub, Message};
+use pushlab::hub::{Cursor, Hub};
 use pushlab::session::{Ctx, Lifecycle, Session};
-use pushlab::stats::{Stats, Tracer, Transport};
+use pushlab::stats::Transport;
+use pushlab::testkit;
 use pushlab::timers::Instant;
 use pushlab::wire::http1;
 use pushlab::wire::sse;
 use pushlab::wire::websocket::{Event as WsEvent, Protocol, Role};
 
 /// The hub's epoch in every rig.
-pub const EPOCH: &str = "e1";
+pub const EPOCH: &str = testkit::EPOCH;
 
 /// Topics the canned requests and publishes use.
 pub const TOPICS: [&str; 3] = ["a", "b", "c"];
@@ -56,6 +64,7 @@ pub struct RigConfig {
     pub idle_timeout: Duration,
     pub long_poll_default: Duration,
     pub long_poll_max: Duration,
+    pub send_timeout: Duration,
     pub publish_token: Option<String>,
 }
 
@@ -70,6 +79,7 @@ impl Default for RigConfig {
             idle_timeout: Duration::from_secs(60),
             long_poll_default: Duration::from_secs(30),
             long_poll_max: Duration::from_secs(120),
+            send_timeout: Config::default().send_timeout,
             publish_token: None,
         }
     }
@@ -87,6 +97,7 @@ impl RigConfig {
             idle_timeout: self.idle_timeout,
             long_poll_default: self.long_poll_default,
             long_poll_max: self.long_poll_max,
+            send_timeout: self.send_timeout,
             publish_token: self.publish_token.clone(),
             ws_max_message: 4096,
             ..Config::default()
@@ -656,12 +667,8 @@ fn rank(l: Lifecycle) -> u8 {
 
 /// A session, its world, and a client.
 pub struct Rig {
-    pub config: Config,
-    pub hub: MemoryHub,
-    pub stats: Stats,
-    pub tracer: Tracer,
-    published: Vec<Rc<Message>>,
-    pub now: Instant,
+    /// What the session is lent: config, hub, counters, trace, clock.
+    pub world: testkit::Rig,
     pub session: Session,
     pub wire: Wire,
     /// Client bytes not yet read by the server (it did not want to read).
@@ -684,25 +691,23 @@ pub struct Rig {
     /// The session closed with output the client had not read (a client
     /// that stops reading is dropped at a timeout: by design).
     pub closed_unread: bool,
+    /// The deadline the loop's timer is armed at (`conn.armed`): set where
+    /// `server/mod.rs` calls `sync_timer`, cleared when it fires.
+    armed: Option<Instant>,
+    /// The harness's own account of the send timeout: while output is
+    /// queued, the last write attempt that moved bytes, or the first attempt
+    /// on a queue that was empty. `None` while nothing is queued.
+    progress_at: Option<Instant>,
 }
 
 impl Rig {
     pub fn new(rc: &RigConfig) -> Rig {
-        let config = rc.to_config();
-        let hub = MemoryHub::new(EPOCH, config.history, config.history_ttl);
-        let now = Instant::from_millis(1_000);
-        let session = Session::new(CONN, now, &config);
-        Rig {
-            config,
-            hub,
-            stats: Stats::default(),
-            // Tracing on, so the trace closures run too (cleared as we go).
-            tracer: Tracer {
-                enabled: true,
-                ..Tracer::default()
-            },
-            published: Vec::new(),
-            now,
+        // Tracing on, so the trace closures run too (cleared as we go).
+        let mut world = testkit::Rig::new(rc.to_config());
+        world.now = Instant::from_millis(1_000);
+        let session = Session::new(CONN, world.now, &world.config);
+        let mut rig = Rig {
+            world,
             session,
             wire: Wire::new(),
             backlog: VecDeque::new(),
@@ -716,21 +721,17 @@ impl Rig {
             timeouts: 0,
             client_tail: Vec::new(),
             closed_unread: false,
-        }
+            armed: None,
+            progress_at: None,
+        };
+        // `accept_all` arms the new connection's timer (its head deadline).
+        rig.sync_timer();
+        rig
     }
 
     /// Calls `f` with the session and a context, as `with_session` does.
     fn call<R>(&mut self, f: impl FnOnce(&mut Session, &mut Ctx) -> R) -> R {
-        let mut ctx = Ctx {
-            now: self.now,
-            config: &self.config,
-            hub: &mut self.hub,
-            stats: &mut self.stats,
-            tracer: &mut self.tracer,
-            published: &mut self.published,
-            started: Instant::ZERO,
-        };
-        f(&mut self.session, &mut ctx)
+        f(&mut self.session, &mut self.world.ctx())
     }
 
     /// The client sends raw bytes (the harness can no longer match
@@ -782,29 +783,38 @@ impl Rig {
 
     /// Time passes; due deadlines fire as the loop's timer wheel fires them.
     pub fn advance(&mut self, d: Duration) {
-        self.now = self.now + d;
+        self.world.now = self.world.now + d;
+        self.fire_timers();
+        self.check_send_timeout_fired();
+    }
+
+    /// Fires the armed deadline while it is due, as `fire_timers` does.
+    fn fire_timers(&mut self) {
         for _ in 0..64 {
             if self.closed {
                 return;
             }
-            let Some(deadline) = self.session.next_deadline() else {
-                return;
-            };
-            if deadline > self.now {
-                return;
+            match self.armed {
+                Some(deadline) if deadline <= self.world.now => {}
+                _ => return,
             }
+            self.armed = None;
             self.timeouts += 1;
             if !self.session.output().is_empty() {
                 self.wire.timed_out_unread = true;
             }
+            let cuts = self.send_timeouts();
             self.call(|s, ctx| s.handle_timeout(ctx));
+            if self.send_timeouts() > cuts {
+                self.check_send_cut();
+            }
             self.settle();
             if !self.closed && self.session.lifecycle() != Lifecycle::Closed {
                 if let Some(next) = self.session.next_deadline() {
                     assert!(
-                        next > self.now,
+                        next > self.world.now,
                         "next_deadline {next:?} is not after now {:?} after handle_timeout",
-                        self.now
+                        self.world.now
                     );
                 }
             }
@@ -812,47 +822,131 @@ impl Rig {
         panic!("a deadline keeps firing at the same instant");
     }
 
-    /// Jumps to the session's next deadline (if any, and at most `max` away).
+    /// Jumps to the loop's next timer (if any, and at most `max` away).
     pub fn advance_to_deadline(&mut self, max: Duration) -> bool {
-        match self.session.next_deadline() {
-            Some(d) if !self.closed && d <= self.now + max => {
-                self.advance(d.saturating_since(self.now));
+        match self.armed {
+            Some(d) if !self.closed && d <= self.world.now + max => {
+                self.advance(d.saturating_since(self.world.now));
                 true
             }
             _ => false,
         }
     }
 
+    /// Bytes queued for the client.
+    pub fn queued(&mut self) -> usize {
+        self.session.output().len()
+    }
+
+    /// Connections cut by the send timeout (`--send-timeout`).
+    pub fn send_timeouts(&self) -> u64 {
+        Transport::ALL
+            .iter()
+            .map(|&t| self.world.stats.get(t).send_timeouts)
+            .sum()
+    }
+
+    /// Whether the session cut the connection with answers still queued, by
+    /// design: a slow consumer over `--max-queued-bytes`, or a client that
+    /// read nothing for `--send-timeout`.
+    pub fn cut(&self) -> bool {
+        self.send_timeouts() > 0
+            || Transport::ALL
+                .iter()
+                .any(|&t| self.world.stats.get(t).slow_consumer_cuts > 0)
+    }
+
+    /// A send-timeout cut: the client had output to read and read none of
+    /// it for `--send-timeout` (a slow but steady reader is never cut).
+    fn check_send_cut(&mut self) {
+        let queued = self.session.output().len();
+        assert!(queued > 0, "cut by the send timeout with nothing to send");
+        let since = self
+            .progress_at
+            .expect("cut by the send timeout before any write attempt");
+        let timeout = self.world.config.send_timeout;
+        assert!(
+            self.world.now >= since + timeout,
+            "cut by the send timeout at {:?}, {:?} after the last progress (timeout {timeout:?})",
+            self.world.now,
+            self.world.now.saturating_since(since)
+        );
+    }
+
+    /// Once the clock has passed `--send-timeout` after the last progress,
+    /// a connection with output queued is gone.
+    fn check_send_timeout_fired(&mut self) {
+        if self.closed {
+            return;
+        }
+        if let Some(since) = self.progress_at {
+            let timeout = self.world.config.send_timeout;
+            assert!(
+                self.world.now < since + timeout,
+                "{} bytes unread for {:?} (send timeout {timeout:?}) and the connection is open",
+                self.session.output().len(),
+                self.world.now.saturating_since(since)
+            );
+        }
+    }
+
     /// Another client publishes `data` on `topic`.
     pub fn publish(&mut self, topic: &str, data: &str) {
-        if let Ok(msg) = self.hub.publish(topic, data, self.now) {
-            self.published.push(msg);
+        if let Ok(msg) = self.world.hub.publish(topic, data, self.world.now) {
+            self.world.published.push(msg);
         }
         self.settle();
     }
 
-    /// The server writes up to `n` bytes (the client reads them).
+    /// One write attempt of the server, as `write_conn` makes it: the
+    /// kernel takes at most `n` bytes, the ones the client reads (0: the
+    /// write is refused, `WouldBlock`). Reported with `handle_written`; then
+    /// the timer is re-armed when output remains, or the session is told
+    /// the queue is empty.
     pub fn write(&mut self, n: usize) {
-        if self.closed {
+        if self.closed || self.session.output().is_empty() {
             return;
         }
-        let out = self.session.output();
-        let take = n.min(out.len());
-        if take == 0 {
-            return;
-        }
-        let bytes = out.to_vec();
-        out.consume(take);
-        let empty = out.is_empty();
         assert!(
             !self.write_shut,
             "output queued after the write side was shut"
         );
-        self.wire.push(&bytes[..take]);
-        if empty {
+        let out = self.session.output();
+        let take = n.min(out.len());
+        if take > 0 {
+            let bytes = out.to_vec();
+            out.consume(take);
+            self.wire.push(&bytes[..take]);
+        }
+        self.written(take);
+        if self.session.output().is_empty() {
             self.flushed();
+        } else {
+            // Output stays queued: arm the send timeout.
+            self.sync_timer();
         }
         self.settle();
+    }
+
+    /// Reports a write attempt in which the kernel took `n` bytes, and
+    /// keeps the harness's account of write progress.
+    fn written(&mut self, n: usize) {
+        let now = self.world.now;
+        self.session.handle_written(n, now, &self.world.config);
+        if self.session.output().is_empty() {
+            self.progress_at = None;
+        } else if n > 0 || self.progress_at.is_none() {
+            self.progress_at = Some(now);
+        }
+    }
+
+    /// Re-arms the timer at the session's next deadline (`sync_timer`).
+    fn sync_timer(&mut self) {
+        self.armed = if self.closed {
+            None
+        } else {
+            self.session.next_deadline()
+        };
     }
 
     /// Writes everything queued, including what the session queues when
@@ -890,21 +984,38 @@ impl Rig {
     }
 
     /// After any call: fan out, read what the session wants, close when it
-    /// is done, and check the invariants that hold between calls.
+    /// is done, and check the invariants that hold between calls; then end
+    /// the turn as the loop does: re-arm the timer, and try to write what is
+    /// queued, which the kernel refuses (the client reads only in
+    /// [`Rig::write`]).
     fn settle(&mut self) {
+        self.settle_calls();
+        if self.closed {
+            self.armed = None;
+            return;
+        }
+        if self.session.output().is_empty() {
+            self.progress_at = None;
+        } else {
+            self.written(0);
+        }
+        self.sync_timer();
+    }
+
+    fn settle_calls(&mut self) {
         for _ in 0..10_000 {
             if self.closed {
-                self.published.clear();
+                self.world.published.clear();
                 return;
             }
             self.check();
-            self.tracer.events.clear();
+            self.world.tracer.events.clear();
             // Fan-out, as `after_session_call` does.
-            if !self.published.is_empty() {
-                let msgs = std::mem::take(&mut self.published);
+            if !self.world.published.is_empty() {
+                let msgs = std::mem::take(&mut self.world.published);
                 for msg in msgs {
                     let mut subs = Vec::new();
-                    self.hub.subscribers(&msg.topic, &mut subs);
+                    self.world.hub.subscribers(&msg.topic, &mut subs);
                     if subs.contains(&CONN) && !self.closed {
                         self.call(|s, ctx| s.handle_message(&msg, ctx));
                         self.check();
@@ -961,9 +1072,9 @@ impl Rig {
         self.lifecycle = now;
         let queued = self.session.output().len();
         assert!(
-            queued <= self.config.max_queued_bytes + QUEUE_SLACK,
+            queued <= self.world.config.max_queued_bytes + QUEUE_SLACK,
             "{queued} bytes queued, limit {}",
-            self.config.max_queued_bytes
+            self.world.config.max_queued_bytes
         );
         if self.write_shut {
             assert_eq!(queued, 0, "output queued after the write side was shut");
@@ -973,7 +1084,7 @@ impl Rig {
 
     /// Every long-poll hold ends exactly one way.
     fn check_holds(&self) {
-        let c = self.stats.get(Transport::LongPoll);
+        let c = self.world.stats.get(Transport::LongPoll);
         assert!(
             c.holds_active <= 1,
             "{} holds on one connection",
@@ -1010,10 +1121,9 @@ impl Rig {
         if !self.closed {
             assert!(self.session.output().is_empty());
         }
-        // A slow consumer is cut, queued answers and all (by design).
-        let cut = Transport::ALL
-            .iter()
-            .any(|&t| self.stats.get(t).slow_consumer_cuts > 0);
+        // A slow consumer, or a client that stopped reading, is cut, queued
+        // answers and all (by design).
+        let cut = self.cut();
         if !self.wire.saw_head && !self.closed_unread && !cut {
             assert_eq!(
                 self.wire.partial(),

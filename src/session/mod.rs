@@ -24,12 +24,23 @@
 //! - After a response that closes the connection, the server half-closes and
 //!   drains what the client still sends for a moment ([`Lifecycle::Lingering`]),
 //!   so the client reads the response instead of a reset.
+//! - While output is pending, the connection's deadline is about *write
+//!   progress*: it is closed when the client accepts none of it for
+//!   `--send-timeout` (open, streaming or closing alike). The idle and
+//!   request-head deadlines wait meanwhile and start over once the queue is
+//!   written out: a slow but steady reader is never cut mid-answer.
+//! - A client may shut its write side after its last request and still read
+//!   (`printf … | nc -N`): every complete request received before the EOF is
+//!   answered, including those waiting behind a full output queue, then the
+//!   connection closes. A long poll or stream that such a request would open
+//!   is dropped, as one whose client hangs up.
 //!
 //! Call protocol for the event loop (see `server/`):
 //! 1. feed [`Session::handle_input`] / [`Session::handle_eof`] /
 //!    [`Session::handle_message`] / [`Session::handle_timeout`];
-//! 2. write [`Session::output`], then call [`Session::handle_flushed`] when it is
-//!    empty;
+//! 2. write [`Session::output`], report each write attempt with
+//!    [`Session::handle_written`] (bytes the kernel took, 0 on `WouldBlock`),
+//!    then call [`Session::handle_flushed`] when the queue is empty;
 //! 3. re-arm the timer at [`Session::next_deadline`]; stop reading while
 //!    [`Session::wants_read`] is false; drop the connection when
 //!    [`Session::lifecycle`] is [`Lifecycle::Closed`] (after
@@ -43,6 +54,9 @@ pub mod short_poll;
 pub mod sse;
 pub mod trace;
 pub mod websocket;
+
+#[cfg(test)]
+mod lifecycle_tests;
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -108,6 +122,16 @@ pub enum Lifecycle {
     Closed,
 }
 
+/// The send timeout of a connection with output pending.
+#[derive(Clone, Copy, Debug)]
+struct WriteStall {
+    /// When the timer fires (not moved by every write; see
+    /// [`Session::handle_written`]).
+    deadline: Instant,
+    /// The last write that moved bytes, or the first attempt.
+    progress_at: Instant,
+}
+
 /// What the connection is doing.
 pub(crate) enum State {
     /// Waiting for (the rest of) a request head.
@@ -155,8 +179,12 @@ pub struct Session {
     state: State,
     lifecycle: Lifecycle,
     /// Idle keep-alive deadline (waiting for the first byte of a request).
+    /// Waits while output is being written; restarted once it is written out.
     idle_deadline: Option<Instant>,
     linger_deadline: Option<Instant>,
+    /// The send timeout, while output is pending and the loop has tried to
+    /// write it (see [`Session::handle_written`]).
+    write_stall: Option<WriteStall>,
     /// The peer shut its write side.
     peer_eof: bool,
 }
@@ -181,6 +209,7 @@ impl Session {
             lifecycle: Lifecycle::Open,
             idle_deadline: None,
             linger_deadline: None,
+            write_stall: None,
             peer_eof: false,
         }
     }
@@ -231,12 +260,61 @@ impl Session {
     pub fn next_deadline(&self) -> Option<Instant> {
         [
             self.state_deadline(),
-            self.idle_deadline,
+            self.idle_deadline(),
+            self.stall_deadline(),
             self.linger_deadline,
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Whether output is pending and the loop has tried to write it: then
+    /// the send timeout is the connection's deadline, and the idle and
+    /// request deadlines wait. (Until that first attempt — the end of the
+    /// turn that queued the output — they stay as they are, so a queue
+    /// written out at once changes no deadline and costs no timer update.)
+    fn is_writing(&self) -> bool {
+        self.write_stall.is_some() && !self.out.is_empty()
+    }
+
+    /// The idle deadline, which waits while output is being written.
+    fn idle_deadline(&self) -> Option<Instant> {
+        self.idle_deadline.filter(|_| !self.is_writing())
+    }
+
+    /// The send timeout's deadline, only while output is being written.
+    fn stall_deadline(&self) -> Option<Instant> {
+        self.write_stall
+            .filter(|_| !self.out.is_empty())
+            .map(|w| w.deadline)
+    }
+
+    /// The loop tried to write the output queue at `now` and the kernel took
+    /// `n` bytes of it (0: `WouldBlock`). Call after every write attempt,
+    /// then re-arm the timer when output remains.
+    ///
+    /// The first attempt on a queue that was empty starts the send timeout;
+    /// each later one that moves bytes only notes the progress. The timer is
+    /// not moved per write: when it fires, [`Session::handle_timeout`] pushes
+    /// it to `send_timeout` after the last progress, or closes the
+    /// connection when there was none. A slow reader costs one timer update
+    /// per `send_timeout`, a fast one none.
+    pub fn handle_written(&mut self, n: usize, now: Instant, config: &Config) {
+        if self.out.is_empty() {
+            self.write_stall = None;
+            return;
+        }
+        match &mut self.write_stall {
+            Some(stall) if n > 0 => stall.progress_at = now,
+            Some(_) => {}
+            None => {
+                self.write_stall = Some(WriteStall {
+                    deadline: now + config.send_timeout,
+                    progress_at: now,
+                })
+            }
+        }
     }
 
     /// Bytes read from the socket.
@@ -286,14 +364,10 @@ impl Session {
             State::Sse(_) | State::WebSocket(_) | State::Trace(_) => {
                 self.lifecycle = Lifecycle::Closed;
             }
-            // Half-close after requests: answer what was asked, then close.
-            State::Head { .. } | State::Body { .. } => {
-                self.lifecycle = if self.out.is_empty() {
-                    Lifecycle::Closed
-                } else {
-                    Lifecycle::Closing
-                };
-            }
+            // Half-close after requests: answer every complete one, even
+            // those waiting for room in the output queue, then close
+            // (`process_input` ends with `finish_after_eof`).
+            State::Head { .. } | State::Body { .. } => self.process_input(ctx),
         }
     }
 
@@ -316,11 +390,32 @@ impl Session {
     /// Called when `ctx.now` has reached [`Session::next_deadline`].
     pub fn handle_timeout(&mut self, ctx: &mut Ctx) {
         let now = ctx.now;
+        if let Some(stall) = self.write_stall.filter(|w| now >= w.deadline) {
+            let due = stall.progress_at + ctx.config.send_timeout;
+            if self.out.is_empty() {
+                self.write_stall = None;
+            } else if now < due {
+                // The client read something since the timer was armed.
+                self.write_stall = Some(WriteStall {
+                    deadline: due,
+                    ..stall
+                });
+            } else {
+                // Like nginx's `send_timeout`: nothing written for that long.
+                ctx.stats.of(self.transport).send_timeouts += 1;
+                let (id, t, queued) = (self.id, self.transport, self.out.len());
+                ctx.trace(id, t, "timeout", 0, || {
+                    format!("send: client read nothing, {queued} bytes pending")
+                });
+                self.lifecycle = Lifecycle::Closed;
+                return;
+            }
+        }
         if self.linger_deadline.is_some_and(|d| now >= d) {
             self.lifecycle = Lifecycle::Closed;
             return;
         }
-        if self.idle_deadline.is_some_and(|d| now >= d) {
+        if self.idle_deadline().is_some_and(|d| now >= d) {
             // RFC 9112 §9.5: a server may close an idle connection at any time.
             self.idle_deadline = None;
             ctx.trace(self.id, self.transport, "timeout", 0, || "idle".into());
@@ -354,6 +449,10 @@ impl Session {
             // Once closing, no request is read any more: its deadline must
             // not fire (a 408 after the last response, or after shutdown).
             State::Head { .. } | State::Body { .. } if self.lifecycle != Lifecycle::Open => None,
+            // While answers are being written the send timeout rules; a
+            // request waiting behind them may be complete already. The
+            // deadline starts over when the queue is written out.
+            State::Head { .. } | State::Body { .. } if self.is_writing() => None,
             State::Head { deadline, .. } => *deadline,
             State::Body { deadline, .. } => Some(*deadline),
             State::LongPoll(hold) => Some(hold.deadline),
@@ -369,6 +468,7 @@ impl Session {
     /// loop treats this call like any other (fan-out, write, re-arm).
     /// Returns true when the loop should shut down the write side now.
     pub fn handle_flushed(&mut self, ctx: &mut Ctx) -> bool {
+        self.write_stall = None;
         if self.lifecycle == Lifecycle::Closing {
             if self.peer_eof {
                 self.lifecycle = Lifecycle::Closed;
@@ -381,9 +481,28 @@ impl Session {
         // Back-pressure released: go on with the requests that waited for
         // the output to drain (nothing else would wake them).
         if self.lifecycle == Lifecycle::Open {
+            self.restart_read_deadlines(ctx);
             self.process_input(ctx);
         }
         false
+    }
+
+    /// The output is written out: the idle and request deadlines, which
+    /// waited meanwhile, count from now. (When the queue drains in the turn
+    /// it was filled — the common case — they do not change.)
+    fn restart_read_deadlines(&mut self, ctx: &Ctx) {
+        let now = ctx.now;
+        if let Some(idle) = &mut self.idle_deadline {
+            *idle = now + ctx.config.idle_timeout;
+        }
+        match &mut self.state {
+            State::Head {
+                deadline: Some(deadline),
+                ..
+            }
+            | State::Body { deadline, .. } => *deadline = now + ctx.config.head_timeout,
+            _ => {}
+        }
     }
 
     /// The server is shutting down: answer held requests now and finish.
@@ -446,10 +565,12 @@ impl Session {
 
     /// Parses and answers as many complete requests as `input` holds.
     fn process_input(&mut self, ctx: &mut Ctx) {
+        let mut held_back = false;
         while self.lifecycle == Lifecycle::Open {
             // Back-pressure: a client that pipelines requests but does not
             // read the answers stops being served until it does.
             if self.out.len() > ctx.config.max_queued_bytes {
+                held_back = true;
                 break;
             }
             let progressed = match self.state {
@@ -464,6 +585,27 @@ impl Session {
         if self.input.is_empty() && self.input.capacity() > 0 {
             self.input = Vec::new();
         }
+        if self.peer_eof && !held_back {
+            self.finish_after_eof(ctx);
+        }
+    }
+
+    /// The peer has shut its write side and no request waits for room in the
+    /// output queue: nothing more can arrive (what is left of `input` is a
+    /// request cut short), so finish with what is queued. A hold or stream
+    /// that the last request opened is dropped, as in [`Session::handle_eof`].
+    fn finish_after_eof(&mut self, ctx: &mut Ctx) {
+        if self.lifecycle != Lifecycle::Open {
+            return;
+        }
+        if let State::LongPoll(_) = self.state {
+            self.end_hold_dropped(ctx);
+        }
+        self.lifecycle = if self.out.is_empty() {
+            Lifecycle::Closed
+        } else {
+            Lifecycle::Closing
+        };
     }
 
     /// Returns to reading the next request after a response.
@@ -493,24 +635,23 @@ mod tests {
 
     use super::*;
     use crate::hub::MemoryHub;
+    use crate::testkit::Rig;
 
-    fn ctx<'a>(
-        now: Instant,
-        config: &'a Config,
-        hub: &'a mut MemoryHub,
-        stats: &'a mut Stats,
-        tracer: &'a mut Tracer,
-        published: &'a mut Vec<Rc<Message>>,
-    ) -> Ctx<'a> {
-        Ctx {
-            now,
-            config,
-            hub,
-            stats,
-            tracer,
-            published,
-            started: Instant::ZERO,
-        }
+    /// A rig whose hub keeps 8 messages a topic, tracing off.
+    fn rig(config: Config) -> Rig {
+        let mut rig = Rig::new(config);
+        rig.hub = MemoryHub::new("e1", 8, rig.config.history_ttl);
+        rig.tracer = Tracer::default();
+        rig
+    }
+
+    /// The client of closing `s` reads nothing for two head timeouts: the
+    /// deadlines that pass add nothing to the answer, and it stays closing.
+    fn unread_past_the_head_timeout(rig: &mut Rig, s: &mut Session) {
+        let answer = s.output().to_vec();
+        rig.advance(s, Instant::ZERO + rig.config.head_timeout * 2);
+        assert_eq!(s.output().to_vec(), answer, "nothing added to the answer");
+        assert_eq!(s.lifecycle(), Lifecycle::Closing);
     }
 
     /// Fuzz crash: a client pipelines two requests; the first answer fills
@@ -520,24 +661,15 @@ mod tests {
     #[test]
     fn pipelined_requests_behind_a_full_queue_are_answered_once_it_drains() {
         for max_queued_bytes in [0, 10] {
-            let config = Config {
+            let mut rig = rig(Config {
                 max_queued_bytes,
                 ..Config::default()
-            };
-            let mut hub = MemoryHub::new("e1", 8, config.history_ttl);
-            let (mut stats, mut tracer, mut published) = Default::default();
-            let mut s = Session::new(1, Instant::ZERO, &config);
+            });
+            let mut s = Session::new(1, Instant::ZERO, &rig.config);
             let req = b"GET /poll?topic=a HTTP/1.1\r\nHost: t\r\n\r\n";
             let two = [&req[..], &req[..]].concat();
-            let now = Instant::from_millis(1);
-            let mut c = ctx(
-                now,
-                &config,
-                &mut hub,
-                &mut stats,
-                &mut tracer,
-                &mut published,
-            );
+            rig.now = Instant::from_millis(1);
+            let mut c = rig.ctx();
             s.handle_input(&two, &mut c);
             let first = s.output().take_all();
             assert!(first.starts_with(b"HTTP/1.1 200 OK"), "{max_queued_bytes}");
@@ -555,23 +687,14 @@ mod tests {
     /// got a 408 instead of its answer.
     #[test]
     fn an_empty_body_behind_100_continue_is_read_once_the_queue_drains() {
-        let config = Config {
+        let mut rig = rig(Config {
             max_queued_bytes: 1,
             ..Config::default()
-        };
-        let mut hub = MemoryHub::new("e1", 8, config.history_ttl);
-        let (mut stats, mut tracer, mut published) = Default::default();
-        let mut s = Session::new(1, Instant::ZERO, &config);
+        });
+        let mut s = Session::new(1, Instant::ZERO, &rig.config);
         let req = b"POST /publish?topic=c HTTP/1.1\r\nHost: t\r\n\
                     Expect: 100-continue\r\nContent-Length: 0\r\n\r\n";
-        let mut c = ctx(
-            Instant::ZERO,
-            &config,
-            &mut hub,
-            &mut stats,
-            &mut tracer,
-            &mut published,
-        );
+        let mut c = rig.ctx();
         s.handle_input(req, &mut c);
         assert_eq!(s.output().take_all(), crate::wire::http1::CONTINUE);
         assert!(!s.handle_flushed(&mut c));
@@ -585,87 +708,32 @@ mod tests {
     /// lingering back to closing.
     #[test]
     fn no_408_follows_a_response_that_closes_the_connection() {
-        let config = Config::default();
-        let mut hub = MemoryHub::new("e1", 8, config.history_ttl);
-        let (mut stats, mut tracer, mut published) = Default::default();
-        let mut s = Session::new(1, Instant::ZERO, &config);
-        let mut c = ctx(
-            Instant::ZERO,
-            &config,
-            &mut hub,
-            &mut stats,
-            &mut tracer,
-            &mut published,
-        );
+        let mut rig = rig(Config::default());
+        let mut s = Session::new(1, Instant::ZERO, &rig.config);
+        let mut c = rig.ctx();
         s.handle_input(b"GET /poll?topic=a HTTP/1.0\r\n\r\n", &mut c);
         assert_eq!(s.lifecycle(), Lifecycle::Closing);
-        let answer = s.output().to_vec();
-        // The client reads nothing for a while.
-        let later = Instant::ZERO + config.head_timeout * 2;
-        let mut c = ctx(
-            later,
-            &config,
-            &mut hub,
-            &mut stats,
-            &mut tracer,
-            &mut published,
-        );
-        if s.next_deadline().is_some_and(|d| d <= later) {
-            s.handle_timeout(&mut c);
-        }
-        assert_eq!(s.output().to_vec(), answer, "nothing added to the answer");
-        assert_eq!(s.lifecycle(), Lifecycle::Closing);
+        unread_past_the_head_timeout(&mut rig, &mut s);
         s.output().take_all();
-        assert!(s.handle_flushed(&mut c));
+        assert!(s.handle_flushed(&mut rig.ctx()));
         assert_eq!(s.lifecycle(), Lifecycle::Lingering);
-        let end = s.next_deadline().expect("the linger deadline");
-        let mut c = ctx(
-            end,
-            &config,
-            &mut hub,
-            &mut stats,
-            &mut tracer,
-            &mut published,
-        );
-        s.handle_timeout(&mut c);
+        rig.now = s.next_deadline().expect("the linger deadline");
+        s.handle_timeout(&mut rig.ctx());
         assert!(s.output().is_empty());
         assert_eq!(s.lifecycle(), Lifecycle::Closed);
     }
 
     #[test]
     fn no_408_follows_a_shutdown_while_a_request_is_half_sent() {
-        let config = Config::default();
-        let mut hub = MemoryHub::new("e1", 8, config.history_ttl);
-        let (mut stats, mut tracer, mut published) = Default::default();
-        let mut s = Session::new(1, Instant::ZERO, &config);
-        let mut c = ctx(
-            Instant::ZERO,
-            &config,
-            &mut hub,
-            &mut stats,
-            &mut tracer,
-            &mut published,
-        );
+        let mut rig = rig(Config::default());
+        let mut s = Session::new(1, Instant::ZERO, &rig.config);
+        let mut c = rig.ctx();
         s.handle_input(
             b"GET /poll?topic=a HTTP/1.1\r\nHost: t\r\n\r\nGET /po",
             &mut c,
         );
         s.handle_shutdown(&mut c);
         assert_eq!(s.lifecycle(), Lifecycle::Closing);
-        let answer = s.output().to_vec();
-        let later = Instant::ZERO + config.head_timeout * 2;
-        let mut c = ctx(
-            later,
-            &config,
-            &mut hub,
-            &mut stats,
-            &mut tracer,
-            &mut published,
-        );
-        if s.next_deadline().is_some_and(|d| d <= later) {
-            s.handle_timeout(&mut c);
-        }
-        assert_eq!(s.output().to_vec(), answer, "nothing added to the answer");
-        assert_eq!(s.lifecycle(), Lifecycle::Closing);
+        unread_past_the_head_timeout(&mut rig, &mut s);
     }
 }
