@@ -8,14 +8,22 @@
 //! reports through `next_deadline()`), so re-arming replaces instead of
 //! piling up stale entries.
 //!
-//! Cost: `set`, `cancel` and `pop_expired` are O(log n) (a `BTreeSet` ordered
-//! by deadline plus a `HashMap` from key to its entry); `next_deadline` is
-//! O(log n). Thousands of parked long polls are normal.
+//! Cost: a binary heap ordered by deadline plus a `HashMap` from key to its
+//! live entry. Re-arming or cancelling only updates the map (O(1)) and
+//! pushes (O(log n)); the old heap entry goes stale and is dropped when it
+//! surfaces, or all at once when stale entries outnumber live ones
+//! (amortised O(1) each). `pop_expired` is O(log n), `next_deadline` O(1).
+//! A `BTreeSet` did the same with a remove and an insert per re-arm, which
+//! showed in profiles of 10,000 long polls released at once
+//! (docs/performance.md).
 
-use std::collections::{BTreeSet, HashMap};
-use std::hash::Hash;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasherDefault, Hash};
 use std::ops::{Add, Sub};
 use std::time::Duration;
+
+use crate::hub::IdHasher;
 
 /// A point in time, in microseconds since an origin the caller chose (the
 /// server uses its own start). Sans-I/O code only ever compares and adds these.
@@ -65,18 +73,21 @@ impl Sub<Instant> for Instant {
 /// A set of deadlines, at most one per key.
 #[derive(Debug)]
 pub struct Timers<K> {
-    // (deadline, insertion sequence, key): the sequence orders keys that share
-    // a deadline by arming order and makes every entry unique.
-    by_deadline: BTreeSet<(Instant, u64, K)>,
-    by_key: HashMap<K, (Instant, u64)>,
+    /// Every deadline ever armed and not yet popped, earliest on top; an
+    /// entry whose key has since been re-armed or cancelled is stale and is
+    /// dropped when it reaches the top (or at a compaction).
+    heap: BinaryHeap<Reverse<(Instant, u64, K)>>,
+    /// The live deadline of each key, with the sequence number that tells
+    /// its heap entry from stale ones.
+    by_key: HashMap<K, (Instant, u64), BuildHasherDefault<IdHasher>>,
     next_seq: u64,
 }
 
 impl<K: Copy + Ord + Hash> Default for Timers<K> {
     fn default() -> Self {
         Timers {
-            by_deadline: BTreeSet::new(),
-            by_key: HashMap::new(),
+            heap: BinaryHeap::new(),
+            by_key: HashMap::default(),
             next_seq: 0,
         }
     }
@@ -91,27 +102,27 @@ impl<K: Copy + Ord + Hash> Timers<K> {
     /// Arms `key` to fire at `deadline`, replacing any deadline it had.
     /// `None` cancels it.
     pub fn set(&mut self, key: K, deadline: Option<Instant>) {
-        match deadline {
-            None => self.cancel(key),
-            Some(at) => {
-                if let Some(&(old, _)) = self.by_key.get(&key) {
-                    if old == at {
-                        return; // unchanged: keep its place among equals
-                    }
-                }
-                self.cancel(key);
-                let seq = self.next_seq;
-                self.next_seq += 1;
-                self.by_deadline.insert((at, seq, key));
-                self.by_key.insert(key, (at, seq));
+        let Some(at) = deadline else {
+            return self.cancel(key);
+        };
+        let seq = self.next_seq;
+        match self.by_key.insert(key, (at, seq)) {
+            // Unchanged: keep its place among equals.
+            Some(old) if old.0 == at => {
+                self.by_key.insert(key, old);
+                return;
             }
+            _ => {}
         }
+        self.next_seq += 1;
+        self.heap.push(Reverse((at, seq, key)));
+        self.tidy();
     }
 
     /// Forgets `key`'s deadline, if any.
     pub fn cancel(&mut self, key: K) {
-        if let Some((at, seq)) = self.by_key.remove(&key) {
-            self.by_deadline.remove(&(at, seq, key));
+        if self.by_key.remove(&key).is_some() {
+            self.tidy();
         }
     }
 
@@ -123,19 +134,20 @@ impl<K: Copy + Ord + Hash> Timers<K> {
     /// The earliest deadline of all, which the loop turns into its `poll`
     /// timeout.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.by_deadline.first().map(|&(at, _, _)| at)
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
     /// Removes and returns one key whose deadline is at or before `now`,
     /// earliest first; `None` when nothing has expired. Each armed deadline
     /// is returned exactly once.
     pub fn pop_expired(&mut self, now: Instant) -> Option<K> {
-        let &(at, seq, key) = self.by_deadline.first()?;
+        let &Reverse((at, _, key)) = self.heap.peek()?;
         if at > now {
             return None;
         }
-        self.by_deadline.remove(&(at, seq, key));
+        self.heap.pop();
         self.by_key.remove(&key);
+        self.tidy();
         Some(key)
     }
 
@@ -147,6 +159,25 @@ impl<K: Copy + Ord + Hash> Timers<K> {
     /// Whether nothing is armed.
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
+    }
+
+    /// Keeps the two invariants: the top of the heap is live (so
+    /// `next_deadline` needs no `&mut`), and stale entries never outnumber
+    /// live ones by much (so memory stays proportional to what is armed).
+    fn tidy(&mut self) {
+        while let Some(&Reverse((at, seq, key))) = self.heap.peek() {
+            if self.by_key.get(&key) == Some(&(at, seq)) {
+                break;
+            }
+            self.heap.pop();
+        }
+        if self.heap.len() > 2 * self.by_key.len() + 64 {
+            self.heap = self
+                .by_key
+                .iter()
+                .map(|(&key, &(at, seq))| Reverse((at, seq, key)))
+                .collect();
+        }
     }
 }
 
@@ -205,6 +236,25 @@ mod tests {
         }
         let fired: Vec<u32> = std::iter::from_fn(|| t.pop_expired(ms(5))).collect();
         assert_eq!(fired, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn rearming_over_and_over_keeps_memory_bounded() {
+        let mut t = Timers::new();
+        for k in 0..100u32 {
+            t.set(k, Some(ms(1_000_000)));
+        }
+        // Pushing deadlines later and later leaves stale entries below
+        // the top, where `tidy` cannot pop them: only compaction can.
+        for round in 1..=1000u64 {
+            for k in 0..100u32 {
+                t.set(k, Some(ms(1_000_000 + round)));
+            }
+            assert!(t.heap.len() <= 2 * t.len() + 64, "{} entries", t.heap.len());
+        }
+        assert_eq!(t.next_deadline(), Some(ms(1_001_000)));
+        let fired: Vec<u32> = std::iter::from_fn(|| t.pop_expired(ms(2_000_000))).collect();
+        assert_eq!(fired, (0..100).collect::<Vec<_>>());
     }
 
     #[derive(Debug, Clone)]

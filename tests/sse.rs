@@ -503,3 +503,35 @@ fn a_replay_longer_than_one_vectored_write_arrives_whole() {
     }
     assert_eq!(sse_stats(&server)["messages_delivered"], COUNT);
 }
+
+/// A released long poll is written during the fan-out; its pipelined
+/// publish is then answered inside the fan-out too. That message must wait
+/// its turn: every stream still sees the two messages in publish order,
+/// whether it comes before or after the long poll among the subscribers.
+#[test]
+fn a_message_published_inside_a_fan_out_keeps_publish_order() {
+    let server = TestServer::start(config());
+    let mut streams: Vec<SseClient> = (0..16)
+        .map(|_| SseClient::open(&server, "/events?topic=order", ""))
+        .collect();
+    let mut parked = server.connect();
+    parked
+        .write_all(
+            b"GET /long-poll?topic=order&timeout=30 HTTP/1.1\r\nHost: t\r\n\r\n\
+              POST /publish?topic=order HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nsecond",
+        )
+        .unwrap();
+    wait_until("the long poll parked", || {
+        server.stats()["transports"]["long_poll"]["holds_active"] == 1
+    });
+    streams.extend((0..16).map(|_| SseClient::open(&server, "/events?topic=order", "")));
+    Publisher::new(&server).publish("order", "first");
+    for c in &mut streams {
+        let events = [c.next_event(), c.next_event()];
+        assert_eq!(datas(&events), ["first", "second"]);
+    }
+    let mut reader = BufReader::new(parked);
+    let released = read_response(&mut reader);
+    assert_eq!(released.json()["messages"][0]["data"], "first");
+    assert_eq!(read_response(&mut reader).status, 200, "the pipelined publish");
+}

@@ -85,6 +85,11 @@ pub struct Server {
     unread: Vec<Token>,
     published: Vec<Rc<Message>>,
     fanout: VecDeque<Rc<Message>>,
+    /// A fan-out is running: a session call made from inside it (a write
+    /// that answers a pipelined publish, say) queues what it publishes and
+    /// leaves the fanning out to the running loop, so every subscriber
+    /// still sees the messages in publish order.
+    fanning_out: bool,
     subscribers: Vec<usize>,
     accept_paused_until: Option<Instant>,
     shutdown_deadline: Option<Instant>,
@@ -139,6 +144,7 @@ impl Server {
             unread: Vec::new(),
             published: Vec::new(),
             fanout: VecDeque::new(),
+            fanning_out: false,
             subscribers: Vec::new(),
             accept_paused_until: None,
             shutdown_deadline: None,
@@ -435,21 +441,46 @@ impl Server {
 
     /// After any session call: fan out what it published, schedule its
     /// write, re-arm its deadline, close it if it is done.
+    ///
+    /// Streams (SSE, WebSocket) are written at the end of the turn, so
+    /// everything published in one turn leaves in one write per subscriber.
+    /// A parked long poll released by a message is written at once instead:
+    /// its response is complete (nothing later can join it), and writing
+    /// while the rest of a large release is still being built gets the first
+    /// responses out without waiting for the last to be made.
     fn after_session_call(&mut self, token: Token, now: Instant) {
         self.fanout.extend(self.published.drain(..));
         self.settle(token, now);
+        if self.fanning_out {
+            return;
+        }
+        self.fanning_out = true;
+        if !self.fanout.is_empty() {
+            // The publisher's answer goes first, not after a large release.
+            self.write_now(token, now);
+        }
         while let Some(msg) = self.fanout.pop_front() {
             self.subscribers.clear();
             self.hub.subscribers(&msg.topic, &mut self.subscribers);
             let subs = std::mem::take(&mut self.subscribers);
             for &sub in &subs {
                 let sub = Token(sub);
-                self.with_session(sub, now, |s, ctx| s.handle_message(&msg, ctx));
+                let parked = self
+                    .with_session(sub, now, |s, ctx| {
+                        let parked = s.is_parked();
+                        s.handle_message(&msg, ctx);
+                        parked
+                    })
+                    .unwrap_or(false);
                 self.fanout.extend(self.published.drain(..));
                 self.settle(sub, now);
+                if parked {
+                    self.write_now(sub, now);
+                }
             }
             self.subscribers = subs;
         }
+        self.fanning_out = false;
     }
 
     /// Schedules the write, re-arms the timer, resumes reading or closes.
@@ -512,7 +543,15 @@ impl Server {
 
     fn flush_dirty(&mut self, now: Instant) {
         for token in std::mem::take(&mut self.dirty) {
-            if let Some(conn) = self.conns.get_mut(token) {
+            self.write_now(token, now);
+        }
+    }
+
+    /// Writes a connection scheduled for this turn now. Its token stays in
+    /// the dirty list; with the flag cleared, the end of the turn skips it.
+    fn write_now(&mut self, token: Token, now: Instant) {
+        if let Some(conn) = self.conns.get_mut(token) {
+            if conn.dirty {
                 conn.dirty = false;
                 self.write_conn(token, now);
             }
@@ -536,12 +575,14 @@ impl Server {
         // Whether the kernel may still have room. Then no WRITABLE edge will
         // come (epoll is edge-triggered), so the rest goes out next turn.
         let mut room_left = false;
+        let mut written = 0;
         match result {
             Ok(n) => {
                 let t = conn.session.serving();
                 conn.session.output().consume(n);
                 self.stats.of(t).bytes_out += n as u64;
                 room_left = n == offered;
+                written = n;
             }
             // The send buffer is full: wait for the WRITABLE edge.
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
@@ -550,6 +591,8 @@ impl Server {
             // Broken pipe, reset: the peer is gone.
             Err(_e) => return self.close_conn(token, now),
         }
+        // Starts or feeds the session's send timeout (write progress).
+        conn.session.handle_written(written, now, &self.config);
         let Some(conn) = self.conns.get_mut(token) else {
             return;
         };
@@ -573,7 +616,10 @@ impl Server {
                 return self.close_conn(token, now);
             }
         }
-        if !remaining {
+        if remaining {
+            // Output stays queued: arm the send timeout.
+            self.sync_timer(token);
+        } else {
             self.after_flushed(token, now);
         }
     }

@@ -37,6 +37,11 @@ pub enum Release {
 }
 
 impl Session {
+    /// Whether a long poll is parked here, waiting for a message.
+    pub fn is_parked(&self) -> bool {
+        matches!(self.state, State::LongPoll(_))
+    }
+
     /// `GET /long-poll`.
     pub(super) fn start_long_poll(&mut self, req: ReqInfo, query: &Query, ctx: &mut Ctx) {
         self.count_request(Transport::LongPoll, ctx);

@@ -182,7 +182,7 @@ pub fn run(args: &Args) -> String {
         ("p99_us", p99.to_string()),
         ("max_us", max.to_string()),
         ("dead", dead.to_string()),
-        ("server_cpu_s", format!("{cpu:.2}")),
+        ("server_cpu_s", format!("{cpu:.4}")),
         (
             "server_syscalls",
             syscalls.map_or("-1".into(), |n| n.to_string()),

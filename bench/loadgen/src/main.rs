@@ -7,6 +7,7 @@
 //! loadgen fanout  --addr A --server pushlab|nchan --transport sse|ws|longpoll
 //!                 --subs 1000 --duration 10 [--window 8] [--size 64] [--messages M]
 //! loadgen idle    --addr A --server pushlab|nchan --transport sse|ws --conns 10000 --pid P
+//! loadgen floor   --addr A          (a bare release server: the kernel's share, floor.rs)
 //! ```
 //!
 //! Every published message is `@seq@micros@` padded to `--size`: the
@@ -16,6 +17,7 @@
 
 mod echo;
 mod fanout;
+mod floor;
 mod idle;
 mod net;
 
@@ -141,8 +143,9 @@ fn main() {
         "echo" => echo::run(&args),
         "fanout" => fanout::run(&args),
         "idle" => idle::run(&args),
+        "floor" => floor::run(&args),
         _ => {
-            eprintln!("usage: loadgen echo|fanout|idle --flag value …  (see src/main.rs)");
+            eprintln!("usage: loadgen echo|fanout|idle|floor --flag value …  (see src/main.rs)");
             std::process::exit(2);
         }
     };
