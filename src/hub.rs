@@ -189,6 +189,23 @@ pub trait Hub {
     }
 }
 
+/// `n` in base 36 (`0-9a-z`): hub epochs and the lab's topic names are
+/// the start time in milliseconds written this way.
+pub fn base36(mut n: u64) -> String {
+    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut s = Vec::new();
+    loop {
+        s.push(digits[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    s.reverse();
+    // ASCII digits only.
+    String::from_utf8(s).unwrap_or_default()
+}
+
 /// `E-seq`, without `format!` (ids are written on every poll response).
 fn id_string(epoch: &str, seq: u64) -> String {
     let mut id = Vec::with_capacity(epoch.len() + 21);
@@ -441,6 +458,15 @@ impl Hub for MemoryHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base36_digits() {
+        assert_eq!(base36(0), "0");
+        assert_eq!(base36(35), "z");
+        assert_eq!(base36(36), "10");
+        assert_eq!(base36(1_763_700_000_000), "mi8dfxmo");
+        assert_eq!(u64::from_str_radix(&base36(u64::MAX), 36), Ok(u64::MAX));
+    }
     use proptest::prelude::*;
 
     const HOUR: Duration = Duration::from_secs(3600);

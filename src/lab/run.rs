@@ -67,17 +67,10 @@ pub fn parse_url(url: &str) -> Result<(SocketAddr, String, String), LabError> {
 
 /// A topic no earlier run used: `lab-<ms since 1970, base 36>-<pid>`.
 fn new_topic() -> String {
-    let mut n = SystemTime::now()
+    let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut s = Vec::new();
-    while n > 0 {
-        s.push(digits[(n % 36) as usize]);
-        n /= 36;
-    }
-    s.reverse();
-    format!("lab-{}-{}", String::from_utf8_lossy(&s), std::process::id())
+    format!("lab-{}-{}", crate::hub::base36(ms), std::process::id())
 }
 
 /// The configuration of the embedded servers: defaults, with a history

@@ -98,17 +98,10 @@ pub struct Server {
 
 /// A new hub epoch: the start time in milliseconds, base 36.
 fn new_epoch() -> String {
-    let mut n = SystemTime::now()
+    let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_millis() as u64);
-    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut s = Vec::new();
-    while n > 0 {
-        s.push(digits[(n % 36) as usize]);
-        n /= 36;
-    }
-    s.reverse();
-    String::from_utf8(s).unwrap_or_else(|_| "0".into())
+    crate::hub::base36(ms)
 }
 
 impl Server {
