@@ -1,15 +1,18 @@
 //! Micro-benchmarks of the pure codecs (docs/performance.md, "criterion").
 //!
 //! `cargo bench --bench wire` — request-head parse, WebSocket frame-header
-//! decode, unmasking 64 KiB next to a plain copy of the same bytes, and the
-//! SSE encoder.
+//! decode, unmasking 64 KiB next to a plain copy of the same bytes, the
+//! whole receive path of a WebSocket message (`Protocol::receive_data` to
+//! its event) at 16 B, 1 KiB and 64 KiB, and the SSE encoder.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pushlab::wire::http1::{find_head_end, parse_head, HeadEnd};
 use pushlab::wire::sse::encode_event;
-use pushlab::wire::websocket::{apply_mask, decode_header, encode_masked_frame, Opcode};
+use pushlab::wire::websocket::{
+    apply_mask, decode_header, encode_masked_frame, Event, Opcode, Protocol, Role,
+};
 
 /// What a browser's `fetch('/poll?…')` sends, give or take.
 const BROWSER_HEAD: &[u8] = b"GET /poll?topic=bench&since=lx2k9a-41 HTTP/1.1\r\n\
@@ -91,6 +94,38 @@ fn unmask(c: &mut Criterion) {
     g.finish();
 }
 
+/// One masked message in, its event out, as the `/echo` path does it: the
+/// frame arrives in reads of at most 64 KiB (the server's read chunk).
+fn ws_receive(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ws_receive");
+    for (kind, opcode) in [("text", 0x1), ("binary", 0x2)] {
+        for size in [16usize, 1024, 65536] {
+            let mut frame = Vec::new();
+            let payload = vec![b'a'; size];
+            encode_masked_frame(
+                Opcode::from_bits(opcode),
+                true,
+                [0x37, 0xfa, 0x21, 0x3d],
+                &payload,
+                &mut frame,
+            );
+            let mut protocol = Protocol::new(Role::Server, 16 << 20);
+            g.throughput(Throughput::Bytes(size as u64));
+            g.bench_with_input(BenchmarkId::new(kind, size), &frame, |b, frame| {
+                b.iter(|| {
+                    for read in frame.chunks(64 * 1024) {
+                        protocol.receive_data(black_box(read));
+                    }
+                    let event = protocol.next_event().unwrap();
+                    debug_assert!(matches!(event, Event::Text(_) | Event::Binary(_)));
+                    black_box(event)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 fn sse_encode(c: &mut Criterion) {
     let mut g = c.benchmark_group("sse_encode_event");
     let one_line = "x".repeat(100);
@@ -116,5 +151,12 @@ fn sse_encode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, head_parse, frame_decode, unmask, sse_encode);
+criterion_group!(
+    benches,
+    head_parse,
+    frame_decode,
+    unmask,
+    ws_receive,
+    sse_encode
+);
 criterion_main!(benches);

@@ -78,6 +78,11 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 const TEXT: Opcode = Opcode::Data(DataOpcode::Text);
 const BINARY: Opcode = Opcode::Data(DataOpcode::Binary);
 
+/// An echoed payload shorter than this is copied behind its frame header;
+/// a longer one is queued as it is, so its bytes are never copied (a copy
+/// of a few KiB costs less than a second allocation and iovec).
+const COPY_PAYLOAD_BELOW: usize = 4 * 1024;
+
 /// The message as one unfragmented, unmasked text frame holding its JSON
 /// object, made on first use and shared by every connection that sends it.
 pub fn ws_frame_of(msg: &Message) -> &Rc<[u8]> {
@@ -463,7 +468,9 @@ impl Session {
         }
     }
 
-    /// Queues one unfragmented data frame, moving `payload` (no copy).
+    /// Queues one unfragmented data frame: a small `payload` is copied
+    /// behind its header (one allocation, one iovec), a large one is moved
+    /// (no copy).
     fn ws_send_data(&mut self, opcode: Opcode, payload: Vec<u8>, ctx: &mut Ctx) {
         let State::WebSocket(conn) = &mut self.state else {
             return;
@@ -473,12 +480,19 @@ impl Session {
             return;
         }
         let header = FrameHeader::new(opcode, true, None, payload.len() as u64);
-        let mut head = Vec::with_capacity(header.encoded_len());
-        encode_header(&header, &mut head);
-        let n = head.len() + payload.len();
+        let n = header.encoded_len() + payload.len();
         conn.queued_total += n as u64;
-        self.out.push_owned(head);
-        self.out.push_owned(payload);
+        if payload.len() < COPY_PAYLOAD_BELOW {
+            let mut frame = Vec::with_capacity(n);
+            encode_header(&header, &mut frame);
+            frame.extend_from_slice(&payload);
+            self.out.push_owned(frame);
+        } else {
+            let mut head = Vec::with_capacity(header.encoded_len());
+            encode_header(&header, &mut head);
+            self.out.push_owned(head);
+            self.out.push_owned(payload);
+        }
         ctx.stats.of(Transport::Ws).frames_out += 1;
         let kind = if opcode == TEXT { "text" } else { "binary" };
         ctx.trace(self.id, self.transport, "frame", n, || {
@@ -618,3 +632,49 @@ impl Session {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod echo_frames {
+    use std::io::IoSlice;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::testkit::{split_head, Rig};
+    use crate::wire::websocket::encode_masked_frame;
+
+    #[test]
+    fn echoes_are_byte_exact_on_both_sides_of_the_copy_threshold() {
+        let mut rig = Rig::new(Config::default());
+        let mut s = Session::new(1, rig.now, &rig.config);
+        let head = "GET /echo HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\
+                    Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                    Sec-WebSocket-Version: 13\r\n\r\n";
+        s.handle_input(head.as_bytes(), &mut rig.ctx());
+        let (status, _) = split_head(&s.output().take_all());
+        assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+        let below = COPY_PAYLOAD_BELOW;
+        for (len, slices) in [
+            (0, 1),
+            (1, 1),
+            (126, 1),
+            (below - 1, 1),
+            (below, 2),
+            (70_000, 2),
+        ] {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut frame = Vec::new();
+            encode_masked_frame(BINARY, true, [1, 2, 3, 4], &payload, &mut frame);
+            s.handle_input(&frame, &mut rig.ctx());
+            let mut iovecs = Vec::<IoSlice>::new();
+            s.output().io_slices(&mut iovecs, 8);
+            // A large payload is queued as it came, after its header.
+            assert_eq!(iovecs.len(), slices, "{len} bytes");
+            if slices == 2 {
+                assert_eq!(iovecs[1].len(), len);
+            }
+            let mut expected = Vec::new();
+            encode_frame(BINARY, true, &payload, &mut expected);
+            assert_eq!(s.output().take_all(), expected, "{len} bytes");
+        }
+    }
+}
