@@ -533,5 +533,9 @@ fn a_message_published_inside_a_fan_out_keeps_publish_order() {
     let mut reader = BufReader::new(parked);
     let released = read_response(&mut reader);
     assert_eq!(released.json()["messages"][0]["data"], "first");
-    assert_eq!(read_response(&mut reader).status, 200, "the pipelined publish");
+    assert_eq!(
+        read_response(&mut reader).status,
+        200,
+        "the pipelined publish"
+    );
 }
