@@ -14,13 +14,6 @@ use std::rc::Rc;
 /// a response made of many small pieces costs few iovecs.
 const COALESCE_BELOW: usize = 4 * 1024;
 
-/// A shared chunk at most this long that follows an owned one is copied onto
-/// it: a long-poll response (head, `{"messages":[`, one message, `]…}`)
-/// then leaves in one iovec instead of three. Copying a hundred bytes costs
-/// less than the kernel's handling of each extra iovec; large messages stay
-/// shared.
-const COPY_SHARED_UP_TO: usize = 512;
-
 /// One queued piece of output.
 #[derive(Debug)]
 pub enum Chunk {
@@ -93,21 +86,12 @@ impl OutQueue {
         self.push_owned(bytes.to_vec());
     }
 
-    /// Queues bytes shared with other connections (a refcount bump), or a
-    /// copy when they are small and follow bytes of this connection's own.
+    /// Queues bytes shared with other connections (a refcount bump).
     pub fn push_shared(&mut self, bytes: &Rc<[u8]>) {
         if bytes.is_empty() {
             return;
         }
         self.pending += bytes.len();
-        if bytes.len() <= COPY_SHARED_UP_TO {
-            if let Some(Chunk::Owned(last)) = self.chunks.back_mut() {
-                if last.len() < COALESCE_BELOW {
-                    last.extend_from_slice(bytes);
-                    return;
-                }
-            }
-        }
         self.chunks.push_back(Chunk::Shared(bytes.clone()));
     }
 
@@ -176,34 +160,6 @@ impl OutQueue {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    fn iovecs(q: &OutQueue) -> usize {
-        let mut slices = Vec::new();
-        q.io_slices(&mut slices, 64);
-        slices.len()
-    }
-
-    #[test]
-    fn a_small_shared_message_joins_the_owned_framing_around_it() {
-        let mut q = OutQueue::new();
-        q.push_owned(b"HTTP/1.1 200 OK\r\n\r\n[".to_vec());
-        q.push_shared(&Rc::from(&b"{\"data\":\"hi\"}"[..]));
-        q.push_owned(b"]".to_vec());
-        assert_eq!(iovecs(&q), 1);
-        assert_eq!(q.to_vec(), b"HTTP/1.1 200 OK\r\n\r\n[{\"data\":\"hi\"}]");
-        // A large one stays shared; a stream's messages (no owned bytes
-        // before them) stay shared whatever their size.
-        let mut q = OutQueue::new();
-        q.push_owned(b"[".to_vec());
-        q.push_shared(&Rc::from(vec![b'x'; COPY_SHARED_UP_TO + 1]));
-        q.push_owned(b"]".to_vec());
-        assert_eq!(iovecs(&q), 3);
-        let mut q = OutQueue::new();
-        let msg: Rc<[u8]> = Rc::from(&b"data: hi\n\n"[..]);
-        q.push_shared(&msg);
-        q.push_shared(&msg);
-        assert_eq!(iovecs(&q), 2);
-    }
 
     proptest! {
         /// Whatever the write sizes, the bytes come out once and in order.
