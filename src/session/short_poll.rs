@@ -59,8 +59,7 @@ impl Session {
         t: Transport,
         ctx: &mut Ctx,
     ) {
-        let next = ctx.hub.format_id(batch.next_seq);
-        let close = json::poll_close(&next, batch.missed, batch.reset);
+        let close = json::poll_close(ctx.hub.epoch(), batch.next_seq, batch.missed, batch.reset);
         let items = || {
             let mut it = batch.messages.iter();
             let first = it.next().map(|m| json_of(m));

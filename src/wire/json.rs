@@ -27,11 +27,13 @@ pub fn push_string(out: &mut Vec<u8>, s: &str) {
 /// The start of a poll body, before the first message.
 pub const POLL_OPEN: &[u8] = b"{\"messages\":[";
 
-/// The end of a poll body: closes the list and adds the cursor fields.
-pub fn poll_close(next: &str, missed: u64, reset: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(48 + next.len());
+/// The end of a poll body: closes the list and adds the cursor fields,
+/// `next` being the id `epoch-next_seq` (written in place: no id string is
+/// made for it).
+pub fn poll_close(epoch: &str, next_seq: u64, missed: u64, reset: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + epoch.len());
     out.extend_from_slice(b"],\"next\":");
-    push_string(&mut out, next);
+    push_id(&mut out, epoch, next_seq);
     out.extend_from_slice(b",\"missed\":");
     push_decimal(&mut out, missed);
     out.extend_from_slice(if reset {
@@ -40,6 +42,23 @@ pub fn poll_close(next: &str, missed: u64, reset: bool) -> Vec<u8> {
         b",\"reset\":false}"
     });
     out
+}
+
+/// Appends the id `epoch-seq` as a JSON string literal.
+pub fn push_id(out: &mut Vec<u8>, epoch: &str, seq: u64) {
+    if epoch.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        // Nothing to escape: the epochs the hubs make.
+        out.push(b'"');
+        out.extend_from_slice(epoch.as_bytes());
+        out.push(b'-');
+        push_decimal(out, seq);
+        out.push(b'"');
+    } else {
+        let mut id = epoch.to_string();
+        id.push('-');
+        id.push_str(&seq.to_string());
+        push_string(out, &id);
+    }
 }
 
 /// Appends `n` in decimal: what `write!(out, "{n}")` does, without the
@@ -79,12 +98,36 @@ mod tests {
         body.extend(encode_message("T", "E-41", "a"));
         body.push(b',');
         body.extend(encode_message("T", "E-42", "b\"\n"));
-        body.extend(poll_close("E-42", 0, false));
+        body.extend(poll_close("E", 42, 0, false));
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"messages":[{"topic":"T","id":"E-41","data":"a"},
                 {"topic":"T","id":"E-42","data":"b\"\n"}],"next":"E-42","missed":0,"reset":false})
+        );
+    }
+
+    #[test]
+    fn ids_are_written_as_the_json_of_their_string() {
+        for (epoch, seq) in [
+            ("mi8dfxmo", 0),
+            ("E", 42),
+            ("e1", u64::MAX),
+            ("a\"b", 7),
+            ("é", 1),
+        ] {
+            let mut out = Vec::new();
+            push_id(&mut out, epoch, seq);
+            let mut expected = Vec::new();
+            push_string(&mut expected, &format!("{epoch}-{seq}"));
+            assert_eq!(out, expected, "{epoch}");
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&[POLL_OPEN, &poll_close("x", 3, 2, true)[..]].concat())
+                .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"messages":[],"next":"x-3","missed":2,"reset":true})
         );
     }
 

@@ -26,16 +26,17 @@ impl fmt::Display for ParamError {
 
 impl std::error::Error for ParamError {}
 
-/// Decoded `name=value` pairs of a query string, in order.
+/// Decoded `name=value` pairs of a query string, in order. Names and values
+/// with nothing to decode borrow from the request (no allocation each).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Query {
-    pairs: Vec<(String, String)>,
+pub struct Query<'a> {
+    pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
-fn decode(s: &str) -> Result<String, ParamError> {
+fn decode(s: &str) -> Result<Cow<'_, str>, ParamError> {
     // Most values (topics, ids, timeouts) have nothing to decode.
     if !s.bytes().any(|b| b == b'%' || b == b'+') {
-        return Ok(s.to_owned());
+        return Ok(Cow::Borrowed(s));
     }
     let plus: Cow<str> = if s.contains('+') {
         Cow::Owned(s.replace('+', " "))
@@ -44,13 +45,13 @@ fn decode(s: &str) -> Result<String, ParamError> {
     };
     percent_decode_str(&plus)
         .decode_utf8()
-        .map(Cow::into_owned)
+        .map(|d| Cow::Owned(d.into_owned()))
         .map_err(|_| ParamError(format!("query parameter `{s}` is not UTF-8 once decoded")))
 }
 
-impl Query {
+impl<'a> Query<'a> {
     /// Splits and percent-decodes `q` (the part after `?`).
-    pub fn parse(q: &str) -> Result<Query, ParamError> {
+    pub fn parse(q: &'a str) -> Result<Query<'a>, ParamError> {
         let mut pairs = Vec::new();
         for part in q.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').unwrap_or((part, ""));
@@ -64,7 +65,7 @@ impl Query {
         self.pairs
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| &**v)
     }
 
     /// The topics of `topic=a,b,c` (also `topic=a&topic=b`): at least one, at
