@@ -41,6 +41,10 @@ const SIGNALS: Token = Token(1);
 /// The [`Handle`]'s waker.
 const WAKER: Token = Token(2);
 
+/// Output that a connection's own input produced and that is written at
+/// once rather than at the end of the turn ([`Server::write_if_large`]).
+const EAGER_WRITE_BYTES: usize = 32 * 1024;
+
 /// Reads per connection per turn before moving on to the others (× 64 KiB).
 const READS_PER_TURN: usize = 16;
 
@@ -390,6 +394,7 @@ impl Server {
                         self.stats.of(t).bytes_in += n as u64;
                     }
                     self.after_session_call(token, now);
+                    self.write_if_large(token, now);
                     if drained {
                         return;
                     }
@@ -536,6 +541,21 @@ impl Server {
 
     fn flush_dirty(&mut self, now: Instant) {
         for token in std::mem::take(&mut self.dirty) {
+            self.write_now(token, now);
+        }
+    }
+
+    /// Writes a connection's output at once when its own input made a lot
+    /// of it (a large echo): written now, the bytes are still in the CPU's
+    /// cache; at the end of a turn that read many such connections, they
+    /// would have to come back from memory. Small answers still wait for the
+    /// end of the turn, so what a turn adds to them leaves in one write.
+    fn write_if_large(&mut self, token: Token, now: Instant) {
+        let large = self
+            .conns
+            .get_mut(token)
+            .is_some_and(|c| c.session.output().len() >= EAGER_WRITE_BYTES);
+        if large {
             self.write_now(token, now);
         }
     }
