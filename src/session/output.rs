@@ -31,9 +31,16 @@ impl Chunk {
 }
 
 /// Pending output of one connection.
+///
+/// The front chunk lives inline and only the chunks behind it go to a ring:
+/// the usual case of a fan-out — one message waiting for the turn's write —
+/// allocates nothing, and an idle connection holds no heap memory.
 #[derive(Debug, Default)]
 pub struct OutQueue {
-    chunks: VecDeque<Chunk>,
+    /// The chunk being written; `None` only when the queue is empty.
+    front: Option<Chunk>,
+    /// The chunks behind `front`, in order.
+    rest: VecDeque<Chunk>,
     /// Bytes of the front chunk already written.
     front_written: usize,
     /// Bytes queued and not yet written.
@@ -56,19 +63,38 @@ impl OutQueue {
         self.pending == 0
     }
 
+    fn back_mut(&mut self) -> Option<&mut Chunk> {
+        match self.rest.back_mut() {
+            Some(back) => Some(back),
+            None => self.front.as_mut(),
+        }
+    }
+
+    fn push_back(&mut self, chunk: Chunk) {
+        if self.front.is_none() {
+            self.front = Some(chunk);
+        } else {
+            self.rest.push_back(chunk);
+        }
+    }
+
+    fn chunks(&self) -> impl Iterator<Item = &Chunk> {
+        self.front.iter().chain(self.rest.iter())
+    }
+
     /// Queues bytes owned by this connection.
     pub fn push_owned(&mut self, bytes: Vec<u8>) {
         if bytes.is_empty() {
             return;
         }
         self.pending += bytes.len();
-        if let Some(Chunk::Owned(last)) = self.chunks.back_mut() {
+        if let Some(Chunk::Owned(last)) = self.back_mut() {
             if bytes.len() < COALESCE_BELOW && last.len() < COALESCE_BELOW {
                 last.extend_from_slice(&bytes);
                 return;
             }
         }
-        self.chunks.push_back(Chunk::Owned(bytes));
+        self.push_back(Chunk::Owned(bytes));
     }
 
     /// Queues a copy of `bytes`.
@@ -76,10 +102,10 @@ impl OutQueue {
         if bytes.is_empty() {
             return;
         }
-        if let Some(Chunk::Owned(last)) = self.chunks.back_mut() {
+        if let Some(Chunk::Owned(last)) = self.back_mut() {
             if last.len() < COALESCE_BELOW {
-                self.pending += bytes.len();
                 last.extend_from_slice(bytes);
+                self.pending += bytes.len();
                 return;
             }
         }
@@ -92,13 +118,13 @@ impl OutQueue {
             return;
         }
         self.pending += bytes.len();
-        self.chunks.push_back(Chunk::Shared(bytes.clone()));
+        self.push_back(Chunk::Shared(bytes.clone()));
     }
 
     /// Fills `dst` with up to `max` slices of the pending bytes, in order.
     pub fn io_slices<'a>(&'a self, dst: &mut Vec<IoSlice<'a>>, max: usize) {
         dst.clear();
-        for (i, chunk) in self.chunks.iter().take(max).enumerate() {
+        for (i, chunk) in self.chunks().take(max).enumerate() {
             let bytes = chunk.bytes();
             let bytes = if i == 0 {
                 &bytes[self.front_written..]
@@ -115,7 +141,7 @@ impl OutQueue {
         n = n.min(self.pending);
         self.pending -= n;
         while n > 0 {
-            let Some(front) = self.chunks.front() else {
+            let Some(front) = &self.front else {
                 break;
             };
             let left = front.bytes().len() - self.front_written;
@@ -125,11 +151,11 @@ impl OutQueue {
             }
             n -= left;
             self.front_written = 0;
-            self.chunks.pop_front();
+            self.front = self.rest.pop_front();
         }
-        if self.chunks.is_empty() {
+        if self.front.is_none() && self.rest.capacity() > 0 {
             // Give the ring's memory back: idle connections hold no buffers.
-            self.chunks = VecDeque::new();
+            self.rest = VecDeque::new();
         }
     }
 
@@ -141,7 +167,7 @@ impl OutQueue {
     /// Copies the pending bytes out (for tests and the sans-I/O fuzz targets).
     pub fn to_vec(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.pending);
-        for (i, chunk) in self.chunks.iter().enumerate() {
+        for (i, chunk) in self.chunks().enumerate() {
             let b = chunk.bytes();
             v.extend_from_slice(if i == 0 { &b[self.front_written..] } else { b });
         }
@@ -160,6 +186,21 @@ impl OutQueue {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn one_pending_message_needs_no_ring_and_an_empty_queue_holds_none() {
+        let msg: Rc<[u8]> = Rc::from(&b"data: hi\n\n"[..]);
+        let mut q = OutQueue::new();
+        q.push_shared(&msg);
+        assert_eq!(q.rest.capacity(), 0, "the front chunk is inline");
+        q.push_shared(&msg);
+        q.push_owned(b": ping\n\n".to_vec());
+        assert_eq!(q.to_vec(), b"data: hi\n\ndata: hi\n\n: ping\n\n");
+        q.consume(q.len());
+        assert!(q.is_empty());
+        assert!(q.front.is_none());
+        assert_eq!(q.rest.capacity(), 0, "the ring is given back");
+    }
 
     proptest! {
         /// Whatever the write sizes, the bytes come out once and in order.
