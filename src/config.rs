@@ -44,6 +44,12 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// readable.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How long a browser may cache a CORS preflight answer
+/// (`Access-Control-Max-Age`). Chromium caps it at 2 h, Firefox at 24 h;
+/// 10 minutes spares a preflight per publish without pinning a changed
+/// `--allow-origin` in browsers for long.
+pub const CORS_MAX_AGE: Duration = Duration::from_secs(600);
+
 /// Everything the server needs to know, with documented defaults.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -89,7 +95,8 @@ pub struct Config {
     pub max_queued_bytes: usize,
     /// Bearer token required by `POST /publish` (`--publish-token`) → `401`.
     pub publish_token: Option<String>,
-    /// Origins allowed to open WebSockets (`--allow-origin`); empty means
+    /// Origins allowed to open WebSockets and to use the HTTP endpoints
+    /// cross-origin (CORS) (`--allow-origin`; `*` allows any); empty means
     /// same-origin only.
     pub allow_origins: Vec<String>,
     /// Print one line per socket event (`--trace`).

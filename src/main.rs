@@ -90,7 +90,9 @@ struct ServeArgs {
     /// Require `Authorization: Bearer TOKEN` on POST /publish → 401.
     #[arg(long)]
     publish_token: Option<String>,
-    /// Origins allowed to open WebSockets (repeatable; none = same-origin only).
+    /// Origins allowed to open WebSockets and to use /events, /poll,
+    /// /long-poll, /publish and /stats from another origin (CORS); repeatable,
+    /// `*` allows any; none = same-origin only.
     #[arg(long = "allow-origin")]
     allow_origin: Vec<String>,
     /// Print one line per socket event.

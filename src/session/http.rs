@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 
+use super::cors;
 use super::routing::{route, Route, Routed};
 use super::{Ctx, Lifecycle, Session, State};
 use crate::config::MAX_HEAD_BYTES;
@@ -67,6 +68,9 @@ impl Session {
                 return true;
             }
         };
+        // Before any answer to this request, errors included, so that a
+        // cross-origin page can read those too.
+        self.cors = cors::allowed_origin(&head, &ctx.config.allow_origins);
         let routed = route(&head.method, head.path());
         if let Routed::Found(r) = routed {
             self.classify(r.transport(), ctx);
@@ -160,6 +164,10 @@ impl Session {
     /// Answers one complete request.
     fn dispatch(&mut self, head: RequestHead, body: Vec<u8>, ctx: &mut Ctx) {
         let req = ReqInfo::of(&head);
+        if let Some(methods) = cors::preflight_methods(&head, &ctx.config.allow_origins) {
+            self.count_request(Transport::Http, ctx);
+            return self.answer_preflight(req, &head, methods, ctx);
+        }
         let routed = route(&head.method, head.path());
         let r = match routed {
             Routed::NotFound => {
@@ -225,6 +233,21 @@ impl Session {
             Route::Ws | Route::Echo => self.start_websocket(r, &head, &query, ctx),
             Route::Trace => self.start_trace(ctx),
         }
+    }
+
+    /// A CORS preflight (Fetch §3.2.2) to a route taking `methods`: `204`
+    /// with the CORS headers when the origin is allowed, else `403`.
+    fn answer_preflight(&mut self, req: ReqInfo, head: &RequestHead, methods: &str, ctx: &mut Ctx) {
+        let Some(origin) = &self.cors else {
+            let origin = String::from_utf8_lossy(head.header("origin").unwrap_or_default());
+            let why = format!("origin {origin} may not use this endpoint (see --allow-origin)");
+            return self.respond_error(403, &why, !req.keep_alive, ctx);
+        };
+        let mut out = Vec::with_capacity(320);
+        let h = ResponseHead::new(&mut out, 204);
+        cors::with_preflight_headers(h, origin, methods).finish_no_content(req.keep_alive);
+        self.out.push_owned(out);
+        self.finish_response(req, 204, ctx);
     }
 
     /// Counts a request under `t` (classifying the socket on its first one).
@@ -306,6 +329,9 @@ impl Session {
         let mut h = ResponseHead::new(&mut head, status).header("Content-Type", content_type);
         for (name, value) in extra {
             h = h.header(name, value);
+        }
+        if let Some(origin) = &self.cors {
+            h = cors::with_headers(h, origin);
         }
         h.finish(len, req.keep_alive);
         self.out.push_owned(head);

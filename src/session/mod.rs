@@ -46,6 +46,7 @@
 //!    [`Session::lifecycle`] is [`Lifecycle::Closed`] (after
 //!    [`Session::handle_close`]).
 
+pub mod cors;
 pub mod http;
 pub mod long_poll;
 pub mod output;
@@ -187,6 +188,10 @@ pub struct Session {
     write_stall: Option<WriteStall>,
     /// The peer shut its write side.
     peer_eof: bool,
+    /// The `Origin` to echo in CORS headers of the response to the current
+    /// request ([`cors::allowed_origin`]); `None` (nothing allocated) for a
+    /// same-origin request or when `--allow-origin` is not set.
+    cors: Option<Box<str>>,
 }
 
 impl Session {
@@ -211,6 +216,7 @@ impl Session {
             linger_deadline: None,
             write_stall: None,
             peer_eof: false,
+            cors: None,
         }
     }
 
@@ -611,6 +617,7 @@ impl Session {
     /// Returns to reading the next request after a response.
     fn next_request(&mut self, keep_alive: bool, ctx: &mut Ctx) {
         self.answered += 1;
+        self.cors = None;
         if !keep_alive {
             self.lifecycle = Lifecycle::Closing;
             self.input = Vec::new();

@@ -42,6 +42,18 @@ impl Route {
             }
         }
     }
+
+    /// Whether a page from another origin may use this route when
+    /// `--allow-origin` allows it (CORS, see `session/cors.rs`): the push
+    /// and publish endpoints and `/stats`. The page, `/metrics` and
+    /// `/trace` are for the server's own origin and its operators; the
+    /// WebSocket routes have their own origin check (RFC 6455 §10.2).
+    pub fn is_cross_origin(self) -> bool {
+        matches!(
+            self,
+            Route::Publish | Route::Poll | Route::LongPoll | Route::Events | Route::Stats
+        )
+    }
 }
 
 /// The outcome of routing.
@@ -70,9 +82,17 @@ const TABLE: &[(&str, &str, Route)] = &[
     ("/trace", "GET", Route::Trace),
 ];
 
+/// The route of `path` and the methods it takes, whatever the method.
+pub fn lookup(path: &str) -> Option<(Route, &'static str)> {
+    TABLE
+        .iter()
+        .find(|(p, _, _)| *p == path)
+        .map(|&(_, allow, route)| (route, allow))
+}
+
 /// Routes `method path`.
 pub fn route(method: &Method, path: &str) -> Routed {
-    let Some(&(_, allow, route)) = TABLE.iter().find(|(p, _, _)| *p == path) else {
+    let Some((route, allow)) = lookup(path) else {
         return Routed::NotFound;
     };
     let allowed = allow.split(',').any(|m| m.trim_start() == method.as_str());

@@ -45,12 +45,16 @@
 //!   reconnect together. The stream is flushed, then closed; the client
 //!   reconnects after `retry` and resumes.
 //!
-//! Not implemented: CORS for cross-origin `EventSource` (same origin only),
-//! compression, the chunked transfer coding on the stream.
+//! - A cross-origin `EventSource` (with or without `withCredentials`) from
+//!   an origin `--allow-origin` allows gets the CORS headers on the stream's
+//!   head (`session/cors.rs`); the event bytes stay shared.
+//!
+//! Not implemented: compression, the chunked transfer coding on the stream.
 
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::cors;
 use super::http::ReqInfo;
 use super::short_poll::json_of;
 use super::{Ctx, Lifecycle, Session, State};
@@ -181,18 +185,22 @@ pub fn lifetime_deadline(now: Instant, max: Duration, conn: usize) -> Instant {
     now + Duration::from_micros(lifetime)
 }
 
-/// The response head of a stream.
-fn write_head(out: &mut Vec<u8>) {
+/// The response head of a stream, with the CORS headers when the request
+/// came from an allowed origin (`session/cors.rs`).
+fn write_head(out: &mut Vec<u8>, cors_origin: Option<&str>) {
     // No Content-Length and no Transfer-Encoding: the body is delimited by
     // the connection closing (RFC 9112 §6.3 rule 8), and `Connection: close`
     // says so to every hop. `X-Accel-Buffering: no` turns nginx's response
     // buffering off for this response; `finish_streaming` adds
     // `Cache-Control: no-cache`.
-    ResponseHead::new(out, 200)
+    let mut h = ResponseHead::new(out, 200)
         .header("Content-Type", "text/event-stream")
         .header("X-Accel-Buffering", "no")
-        .header("Connection", "close")
-        .finish_streaming();
+        .header("Connection", "close");
+    if let Some(origin) = cors_origin {
+        h = cors::with_headers(h, origin);
+    }
+    h.finish_streaming();
 }
 
 /// The resume notices of `batch`. When no message follows in the replay they
@@ -242,7 +250,7 @@ impl Session {
             .read(&topics, cursor.as_ref().unwrap_or(&Cursor::Now), ctx.now);
 
         let mut first = Vec::with_capacity(256);
-        write_head(&mut first);
+        write_head(&mut first, self.cors.as_deref());
         encode_retry(&mut first, ctx.config.sse_retry.as_millis() as u64);
         write_notices(&mut first, &batch, &ctx.hub.format_id(batch.next_seq));
         let multi = topics.len() > 1;

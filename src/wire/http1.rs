@@ -731,6 +731,16 @@ impl<'a> ResponseHead<'a> {
         });
     }
 
+    /// Ends the head of a response that has no content (`204`): RFC 9110
+    /// §8.6, a server MUST NOT send `Content-Length` in a 204 response.
+    pub fn finish_no_content(self, keep_alive: bool) {
+        self.out.extend_from_slice(if keep_alive {
+            b"Connection: keep-alive\r\n\r\n"
+        } else {
+            b"Connection: close\r\n\r\n"
+        });
+    }
+
     /// Ends the head of a response streamed until the connection closes (SSE).
     pub fn finish_streaming(self) {
         self.out
