@@ -8,7 +8,9 @@
 # playwright-core package is installed into scripts/e2e/node_modules on first
 # run (`npm ci` from the committed package-lock.json). Builds pushlab (or runs
 # $PUSHLAB_BIN), starts it on a free port, runs scripts/e2e/demo.test.mjs
-# against it, saves docs/demo.png and prints one PASS/FAIL line.
+# against it, saves docs/demo.png and prints one PASS/FAIL line; then starts
+# two more servers (one with --allow-origin for the first one's origin, one
+# without) and runs scripts/e2e/cors.test.mjs: one more PASS/FAIL line.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,5 +40,17 @@ url="http://127.0.0.1:$port/"
 timeout --kill-after=10 "$limit" node scripts/e2e/demo.test.mjs "$url" docs/demo.png $mode || {
   status=$?
   [ "$status" -eq 124 ] && echo "E2E FAIL: timed out after ${limit}s"
+  exit "$status"
+}
+
+# Cross-origin (CORS): the demo server's origin is the page's; one server
+# allows that origin, one (the default) does not.
+start_pushlab "$work/pushlab-allowing.log" --addr 127.0.0.1:0 --allow-origin "http://127.0.0.1:$port"
+allowing="http://127.0.0.1:$port/"
+start_pushlab "$work/pushlab-refusing.log" --addr 127.0.0.1:0
+refusing="http://127.0.0.1:$port/"
+timeout --kill-after=10 60 node scripts/e2e/cors.test.mjs "$url" "$allowing" "$refusing" || {
+  status=$?
+  [ "$status" -eq 124 ] && echo "CORS FAIL: timed out after 60s"
   exit "$status"
 }

@@ -71,16 +71,18 @@ build_pushlab() {
 
 # start_pushlab LOG ARG...: starts `$bin ARG...` (which should include
 # `--addr 127.0.0.1:0`) with its output in LOG, and sets `port` from its first
-# line, "pushlab listening on http://127.0.0.1:PORT/" (within 30 s). The server
-# is stopped by PID however the script ends (stop_server, on EXIT).
-server_pid=""
+# line, "pushlab listening on http://127.0.0.1:PORT/" (within 30 s). Every
+# server started so is stopped by PID however the script ends (stop_server,
+# on EXIT); a script may start more than one.
+server_pids=()
 start_pushlab() {
-    local log="$1" start_timeout=30 first_line
+    local log="$1" start_timeout=30 first_line pid
     shift
     trap stop_server EXIT
     trap 'exit 130' INT TERM
     "$bin" "$@" >"$log" 2>&1 &
-    server_pid=$!
+    pid=$!
+    server_pids+=("$pid")
     port=""
     for _ in $(seq $((start_timeout * 10))); do
         first_line="$(head -n 1 "$log" 2>/dev/null || true)"
@@ -88,10 +90,10 @@ start_pushlab() {
             port="${BASH_REMATCH[1]}"
             return 0
         fi
-        kill -0 "$server_pid" 2>/dev/null || break
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    if kill -0 "$server_pid" 2>/dev/null; then
+    if kill -0 "$pid" 2>/dev/null; then
         say "pushlab did not print its address within ${start_timeout}s; its output:"
     else
         say "pushlab exited before printing its address; its output:"
@@ -101,17 +103,19 @@ start_pushlab() {
 }
 
 # stop_server: SIGTERM, up to 5 s for a clean exit, then SIGKILL; only the
-# process start_pushlab started, by its PID. Safe to call more than once.
+# processes start_pushlab started, by their PIDs. Safe to call more than once.
 stop_server() {
-    [ -n "$server_pid" ] || return 0
-    if kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$server_pid" 2>/dev/null || true
-    fi
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=""
+    local pid
+    for pid in "${server_pids[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid" 2>/dev/null || true
+            for _ in $(seq 50); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        wait "$pid" 2>/dev/null || true
+    done
+    server_pids=()
 }

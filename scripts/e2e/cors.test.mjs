@@ -1,0 +1,82 @@
+// Cross-origin use of pushlab in a real browser (Debian's Chromium, headless,
+// driven by playwright-core): a page on one origin subscribes, publishes and
+// polls on a pushlab of another origin.
+//
+//   node cors.test.mjs PAGE_URL ALLOWING_URL REFUSING_URL
+//
+// PAGE_URL is any page of a first server: its origin is the page's.
+// ALLOWING_URL is a pushlab started with `--allow-origin <that origin>`;
+// REFUSING_URL one started without `--allow-origin` (same origin only).
+// Checks, from inside the page: an EventSource on the allowing server opens
+// and receives a message published by `fetch` with a JSON content type (a
+// non-simple request, so the browser sends a preflight first); the publish
+// reply and a long poll's body are readable; on the refusing server the
+// browser blocks the same fetch and the EventSource fails.
+
+import { chromium } from "playwright-core";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const [pageUrl, allowing, refusing] = process.argv.slice(2);
+if (!pageUrl || !allowing || !refusing) {
+  console.error("usage: node cors.test.mjs PAGE_URL ALLOWING_URL REFUSING_URL");
+  process.exit(2);
+}
+const started = Date.now();
+const profile = mkdtempSync(join(tmpdir(), "pushlab-cors-"));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
+    "--no-first-run", "--disable-component-update", "--disable-sync"],
+});
+let verdict = "FAIL";
+let detail = "";
+try {
+  const page = context.pages()[0] ?? await context.newPage();
+  await page.goto(pageUrl);
+  const result = await page.evaluate(async ([allowing, refusing]) => {
+    const within = (ms, p) => Promise.race([p, new Promise((_, no) => setTimeout(() => no(new Error(`timed out after ${ms} ms`)), ms))]);
+    const out = { origin: location.origin };
+    // Allowed: a stream, a preflighted publish, a long poll.
+    const es = new EventSource(new URL("/events?topic=cors", allowing));
+    await within(5000, new Promise((ok, no) => { es.onopen = ok; es.onerror = () => no(new Error("EventSource on the allowing server failed")); }));
+    const received = within(5000, new Promise((ok) => { es.onmessage = (e) => ok(e.data); }));
+    const reply = await fetch(new URL("/publish?topic=cors", allowing), {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: "hello across origins",
+    });
+    out.publishStatus = reply.status;
+    out.publishId = (await reply.json()).id;
+    out.streamed = await received;
+    es.close();
+    const poll = await fetch(new URL("/long-poll?topic=cors&since=0&timeout=1", allowing));
+    out.polled = (await poll.json()).messages.map((m) => m.data);
+    // Refused: the browser must block both.
+    out.refusedFetch = await fetch(new URL("/poll?topic=cors", refusing)).then(() => "readable", (e) => e.name);
+    const es2 = new EventSource(new URL("/events?topic=cors", refusing));
+    out.refusedStream = await within(5000, new Promise((ok) => {
+      es2.onopen = () => ok("opened");
+      es2.onerror = () => ok(es2.readyState === EventSource.CLOSED ? "closed" : "error");
+    }));
+    es2.close();
+    return out;
+  }, [allowing, refusing]);
+  console.log("cors:", JSON.stringify(result));
+  const problems = [];
+  if (result.publishStatus !== 200 || !result.publishId) problems.push(`publish answered ${result.publishStatus}`);
+  if (result.streamed !== "hello across origins") problems.push(`stream got ${JSON.stringify(result.streamed)}`);
+  if (!result.polled.includes("hello across origins")) problems.push(`long poll got ${JSON.stringify(result.polled)}`);
+  if (result.refusedFetch !== "TypeError") problems.push(`refusing server's poll was ${result.refusedFetch}`);
+  if (result.refusedStream !== "closed") problems.push(`refusing server's stream ${result.refusedStream}`);
+  if (problems.length) throw new Error(problems.join("; "));
+  verdict = "PASS";
+  detail = `page ${result.origin}: stream + preflighted publish + long poll across origins; refused where not allowed`;
+} catch (e) {
+  detail = e.message;
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+console.log(`CORS ${verdict} in ${((Date.now() - started) / 1000).toFixed(1)}s: ${detail}`);
+process.exit(verdict === "PASS" ? 0 : 1);
