@@ -13,10 +13,7 @@
 // reply and a long poll's body are readable; on the refusing server the
 // browser blocks the same fetch and the EventSource fails.
 
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { openBrowser } from "./browser.mjs";
 
 const [pageUrl, allowing, refusing] = process.argv.slice(2);
 if (!pageUrl || !allowing || !refusing) {
@@ -24,17 +21,11 @@ if (!pageUrl || !allowing || !refusing) {
   process.exit(2);
 }
 const started = Date.now();
-const profile = mkdtempSync(join(tmpdir(), "pushlab-cors-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-    "--no-first-run", "--disable-component-update", "--disable-sync"],
-});
+const browser = await openBrowser("pushlab-cors-");
 let verdict = "FAIL";
 let detail = "";
 try {
-  const page = context.pages()[0] ?? await context.newPage();
+  const page = browser.page;
   await page.goto(pageUrl);
   const result = await page.evaluate(async ([allowing, refusing]) => {
     const within = (ms, p) => Promise.race([p, new Promise((_, no) => setTimeout(() => no(new Error(`timed out after ${ms} ms`)), ms))]);
@@ -75,8 +66,7 @@ try {
 } catch (e) {
   detail = e.message;
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await browser.close();
 }
 console.log(`CORS ${verdict} in ${((Date.now() - started) / 1000).toFixed(1)}s: ${detail}`);
 process.exit(verdict === "PASS" ? 0 : 1);

@@ -13,8 +13,7 @@
 // Reads state through the page's `window.pushlab` hooks and drives it through
 // `data-testid` controls, never by scraping text.
 
-import { chromium } from "playwright-core";
-import { mkdtempSync, rmSync } from "node:fs";
+import { openBrowser } from "./browser.mjs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -28,15 +27,8 @@ const TRANSPORTS = ["poll", "long_poll", "sse", "ws"];
 const started = Date.now();
 const step = (what) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${what}`);
 
-const profile = mkdtempSync(join(tmpdir(), "pushlab-e2e-"));
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-    "--no-first-run", "--disable-component-update", "--disable-sync"],
-  viewport: { width: 1440, height: 900 },
-});
-const page = context.pages()[0] ?? await context.newPage();
+const browser = await openBrowser("pushlab-e2e-", { viewport: { width: 1440, height: 900 } });
+const { page } = browser;
 const errors = [];
 page.on("console", (m) => { if (m.type() === "error") errors.push(`console: ${m.text()}`); });
 page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
@@ -192,8 +184,7 @@ try {
   if (errors.length) detail += `\n  page errors: ${errors.join("\n  ")}`;
   await page.screenshot({ path: join(tmpdir(), "pushlab-e2e-failure.png"), fullPage: true }).catch(() => {});
 } finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
+  await browser.close();
 }
 console.log(`E2E ${verdict} in ${((Date.now() - started) / 1000).toFixed(1)}s: ${detail}`);
 process.exit(verdict === "PASS" ? 0 : 1);
