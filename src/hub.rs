@@ -458,6 +458,9 @@ impl Hub for MemoryHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
 
     #[test]
     fn base36_digits() {
@@ -467,9 +470,6 @@ mod tests {
         assert_eq!(base36(1_763_700_000_000), "mi8dfxmo");
         assert_eq!(u64::from_str_radix(&base36(u64::MAX), 36), Ok(u64::MAX));
     }
-    use proptest::prelude::*;
-
-    const HOUR: Duration = Duration::from_secs(3600);
 
     fn t(s: &str) -> Vec<Rc<str>> {
         s.split(',').map(Rc::from).collect()

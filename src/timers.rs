@@ -18,6 +18,7 @@
 //! (docs/performance.md).
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hash};
 use std::ops::{Add, Sub};
@@ -106,13 +107,15 @@ impl<K: Copy + Ord + Hash> Timers<K> {
             return self.cancel(key);
         };
         let seq = self.next_seq;
-        match self.by_key.insert(key, (at, seq)) {
+        match self.by_key.entry(key) {
             // Unchanged: keep its place among equals.
-            Some(old) if old.0 == at => {
-                self.by_key.insert(key, old);
-                return;
+            Entry::Occupied(e) if e.get().0 == at => return,
+            Entry::Occupied(mut e) => {
+                e.insert((at, seq));
             }
-            _ => {}
+            Entry::Vacant(e) => {
+                e.insert((at, seq));
+            }
         }
         self.next_seq += 1;
         self.heap.push(Reverse((at, seq, key)));

@@ -28,6 +28,7 @@
 use super::routing::lookup;
 use crate::config::CORS_MAX_AGE;
 use crate::wire::http1::{Method, RequestHead, ResponseHead};
+use crate::wire::websocket::handshake::origin_listed;
 
 /// The request headers a cross-origin page may send (Fetch §3.2.3
 /// `Access-Control-Allow-Headers`): `Authorization` carries the
@@ -36,15 +37,6 @@ use crate::wire::http1::{Method, RequestHead, ResponseHead};
 /// stream resuming. Listed by name: with credentials, `*` is not a wildcard
 /// (Fetch §3.2.3), and it never covers `Authorization`.
 pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID";
-
-/// Whether `origin` is allowed by `allow` (the `--allow-origin` list): an
-/// entry `*`, or one equal to it (ASCII case-insensitively, as the WebSocket
-/// check). An empty list allows no cross-origin request.
-pub fn origin_allowed(origin: &[u8], allow: &[String]) -> bool {
-    allow
-        .iter()
-        .any(|entry| entry == "*" || entry.as_bytes().eq_ignore_ascii_case(origin))
-}
 
 /// The origin to echo in the response to `head`, when the request is
 /// cross-origin, allowed, and to a route that takes cross-origin requests.
@@ -61,7 +53,7 @@ pub fn allowed_origin(head: &RequestHead, allow: &[String]) -> Option<Box<str>> 
         return None;
     }
     let (route, _) = lookup(head.path())?;
-    if !route.is_cross_origin() || !origin_allowed(origin, allow) {
+    if !route.is_cross_origin() || !origin_listed(origin, allow) {
         return None;
     }
     // Visible ASCII, so valid UTF-8.
@@ -125,11 +117,11 @@ mod tests {
     #[test]
     fn an_origin_is_allowed_when_listed_or_by_a_star() {
         let app = b"https://app.example";
-        assert!(origin_allowed(app, &list(&["https://app.example"])));
-        assert!(origin_allowed(app, &list(&["https://APP.example"])));
-        assert!(origin_allowed(app, &list(&["https://x.example", "*"])));
-        assert!(!origin_allowed(app, &list(&["https://x.example"])));
-        assert!(!origin_allowed(app, &list(&[])));
+        assert!(origin_listed(app, &list(&["https://app.example"])));
+        assert!(origin_listed(app, &list(&["https://APP.example"])));
+        assert!(origin_listed(app, &list(&["https://x.example", "*"])));
+        assert!(!origin_listed(app, &list(&["https://x.example"])));
+        assert!(!origin_listed(app, &list(&[])));
     }
 
     #[test]

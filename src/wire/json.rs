@@ -54,10 +54,7 @@ pub fn push_id(out: &mut Vec<u8>, epoch: &str, seq: u64) {
         push_decimal(out, seq);
         out.push(b'"');
     } else {
-        let mut id = epoch.to_string();
-        id.push('-');
-        id.push_str(&seq.to_string());
-        push_string(out, &id);
+        push_string(out, &format!("{epoch}-{seq}"));
     }
 }
 

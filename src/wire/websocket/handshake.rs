@@ -228,9 +228,7 @@ pub fn origin_allowed(origin: Option<&[u8]>, host: Option<&[u8]>, allow: &[Strin
         return true;
     };
     if !allow.is_empty() {
-        return allow
-            .iter()
-            .any(|entry| entry == "*" || entry.as_bytes().eq_ignore_ascii_case(origin));
+        return origin_listed(origin, allow);
     }
     let Some(host) = host else {
         return false;
@@ -246,6 +244,15 @@ pub fn origin_allowed(origin: Option<&[u8]>, host: Option<&[u8]>, allow: &[Strin
     !authority.is_empty()
         && strip_suffix(authority, default_port)
             .eq_ignore_ascii_case(strip_suffix(trim_ows(host), default_port))
+}
+
+/// Whether `origin` is on the `--allow-origin` list: an entry `*`, or one
+/// equal to it ASCII case-insensitively. The same list governs WebSocket
+/// handshakes (above) and CORS on the HTTP endpoints (`session/cors.rs`).
+pub fn origin_listed(origin: &[u8], allow: &[String]) -> bool {
+    allow
+        .iter()
+        .any(|entry| entry == "*" || entry.as_bytes().eq_ignore_ascii_case(origin))
 }
 
 fn strip_suffix<'a>(bytes: &'a [u8], suffix: &[u8]) -> &'a [u8] {
