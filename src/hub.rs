@@ -8,6 +8,8 @@
 //! 1, 2, 3, … shared by every topic, so one cursor serves any set of topics.
 //! A [`Cursor`] asks for "messages after this id"; [`Cursor::Now`] for "from
 //! now on" and [`Cursor::All`] (`since=0`) for "all that is still kept".
+//! Ids, cursors and topic names are defined in [`crate::ids`] (re-exported
+//! here), which the codecs use without depending on the hub.
 //!
 //! Gaps are never silent. When messages after a cursor were already evicted,
 //! [`Batch::missed`] counts them: exactly while the hub still remembers the
@@ -26,12 +28,12 @@
 use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::config::MAX_TOPIC_LEN;
-use crate::timers::Instant;
+pub use crate::ids::{base36, is_valid_topic, Cursor, IdHasher};
+use crate::time::Instant;
 
 /// Who is subscribed: the server uses the connection's token.
 pub type SubscriberId = usize;
@@ -39,47 +41,6 @@ pub type SubscriberId = usize;
 /// Most topics a hub tracks at once; publishing to or subscribing to a new
 /// topic past it fails with [`HubError::TooManyTopics`] (→ `503`).
 pub const MAX_TOPICS: usize = 100_000;
-
-/// Whether `name` is a valid topic: 1–128 bytes of `[A-Za-z0-9._~-]`.
-pub fn is_valid_topic(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= MAX_TOPIC_LEN
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'))
-}
-
-/// Where a reader wants to start.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Cursor {
-    /// No cursor: only messages published from now on.
-    Now,
-    /// `since=0`: everything still kept.
-    All,
-    /// `since=E-N`: messages after `N` of epoch `E`.
-    After { epoch: String, seq: u64 },
-}
-
-impl Cursor {
-    /// Parses `0` or `E-N` (the epoch is ASCII alphanumeric).
-    pub fn parse(s: &str) -> Option<Cursor> {
-        if s == "0" {
-            return Some(Cursor::All);
-        }
-        let (epoch, seq) = s.split_once('-')?;
-        if epoch.is_empty() || !epoch.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return None;
-        }
-        if seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        let seq = seq.parse().ok()?;
-        Some(Cursor::After {
-            epoch: epoch.to_string(),
-            seq,
-        })
-    }
-}
 
 /// One published message, shared (`Rc`) by the history and every subscriber.
 ///
@@ -185,56 +146,7 @@ pub trait Hub {
     fn expire(&mut self, now: Instant);
     /// Formats `E-seq` for this hub.
     fn format_id(&self, seq: u64) -> String {
-        id_string(self.epoch(), seq)
-    }
-}
-
-/// `n` in base 36 (`0-9a-z`): hub epochs and the lab's topic names are
-/// the start time in milliseconds written this way.
-pub fn base36(mut n: u64) -> String {
-    let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
-    let mut s = Vec::new();
-    loop {
-        s.push(digits[(n % 36) as usize]);
-        n /= 36;
-        if n == 0 {
-            break;
-        }
-    }
-    s.reverse();
-    // ASCII digits only.
-    String::from_utf8(s).unwrap_or_default()
-}
-
-/// `E-seq`, without `format!` (ids are written on every poll response).
-fn id_string(epoch: &str, seq: u64) -> String {
-    let mut id = Vec::with_capacity(epoch.len() + 21);
-    id.extend_from_slice(epoch.as_bytes());
-    id.push(b'-');
-    crate::wire::json::push_decimal(&mut id, seq);
-    // ASCII epoch (checked in `MemoryHub::new`), `-` and digits.
-    String::from_utf8(id).unwrap_or_default()
-}
-
-/// Hashes subscriber ids with one multiplication instead of SipHash. The
-/// ids are connection tokens the server picks, so no client can choose
-/// them to collide (topic names, which clients choose, keep SipHash).
-#[derive(Default, Clone, Copy)]
-pub struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (self.0 ^ n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        crate::ids::format_id(self.epoch(), seq)
     }
 }
 
@@ -362,7 +274,7 @@ impl Hub for MemoryHub {
         let capacity = self.capacity;
         let ttl = self.ttl;
         let seq = self.seq + 1;
-        let id = id_string(&self.epoch, seq).into_boxed_str();
+        let id = crate::ids::format_id(&self.epoch, seq).into_boxed_str();
         let state = self.topic_mut(topic)?;
         let message = Rc::new(Message {
             topic: state.name.clone().expect("named at creation"),
@@ -462,15 +374,6 @@ mod tests {
 
     const HOUR: Duration = Duration::from_secs(3600);
 
-    #[test]
-    fn base36_digits() {
-        assert_eq!(base36(0), "0");
-        assert_eq!(base36(35), "z");
-        assert_eq!(base36(36), "10");
-        assert_eq!(base36(1_763_700_000_000), "mi8dfxmo");
-        assert_eq!(u64::from_str_radix(&base36(u64::MAX), 36), Ok(u64::MAX));
-    }
-
     fn t(s: &str) -> Vec<Rc<str>> {
         s.split(',').map(Rc::from).collect()
     }
@@ -494,15 +397,6 @@ mod tests {
         assert_eq!(&*a.id, "e1-1");
         assert_eq!(&*b.id, "e1-2");
         assert_eq!(hub.head(), 2);
-    }
-
-    #[test]
-    fn cursors_parse_zero_and_epoch_dash_seq_only() {
-        assert_eq!(Cursor::parse("0"), Some(Cursor::All));
-        assert_eq!(Cursor::parse("e1-5"), Some(after(5)));
-        for bad in ["", "5", "-5", "e1-", "e1-x", "e 1-5", "e1-5-6", "e1--5"] {
-            assert_eq!(Cursor::parse(bad), None, "{bad:?}");
-        }
     }
 
     #[test]

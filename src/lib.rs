@@ -14,7 +14,9 @@
 //! | --- | --- | --- |
 //! | [`config`] | every limit and timeout, with defaults | no |
 //! | [`wire`] | pure codecs: HTTP/1.1, query strings, JSON, SSE, WebSocket | no |
-//! | [`hub`] | topics, ids, ring-buffer history, subscribers | no |
+//! | [`time`] | [`time::Instant`]: time as an argument (a leaf: imports nothing) | no |
+//! | [`ids`] | message ids, cursors, topic names (a leaf: imports only `config`) | no |
+//! | [`hub`] | topics, ring-buffer history, subscribers | no |
 //! | [`timers`] | deadlines, with time passed in | no |
 //! | [`session`] | one connection's state machine per transport | no |
 //! | [`stats`] | socket counters per transport, trace events | no |
@@ -32,11 +34,13 @@
 
 pub mod config;
 pub mod hub;
+pub mod ids;
 pub mod lab;
 pub mod server;
 pub mod session;
 pub mod stats;
 #[doc(hidden)]
 pub mod testkit;
+pub mod time;
 pub mod timers;
 pub mod wire;

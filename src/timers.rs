@@ -21,55 +21,9 @@ use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hash};
-use std::ops::{Add, Sub};
-use std::time::Duration;
 
-use crate::hub::IdHasher;
-
-/// A point in time, in microseconds since an origin the caller chose (the
-/// server uses its own start). Sans-I/O code only ever compares and adds these.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Instant(u64);
-
-impl Instant {
-    /// The origin.
-    pub const ZERO: Instant = Instant(0);
-
-    /// An instant `micros` microseconds after the origin.
-    pub const fn from_micros(micros: u64) -> Instant {
-        Instant(micros)
-    }
-
-    /// An instant `millis` milliseconds after the origin.
-    pub const fn from_millis(millis: u64) -> Instant {
-        Instant(millis * 1000)
-    }
-
-    /// Microseconds since the origin.
-    pub const fn as_micros(self) -> u64 {
-        self.0
-    }
-
-    /// Time from `earlier` to `self`, zero if `earlier` is later.
-    pub fn saturating_since(self, earlier: Instant) -> Duration {
-        Duration::from_micros(self.0.saturating_sub(earlier.0))
-    }
-}
-
-impl Add<Duration> for Instant {
-    type Output = Instant;
-    fn add(self, d: Duration) -> Instant {
-        let micros = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        Instant(self.0.saturating_add(micros))
-    }
-}
-
-impl Sub<Instant> for Instant {
-    type Output = Duration;
-    fn sub(self, earlier: Instant) -> Duration {
-        self.saturating_since(earlier)
-    }
-}
+use crate::ids::IdHasher;
+pub use crate::time::Instant;
 
 /// A set of deadlines, at most one per key.
 #[derive(Debug)]
@@ -189,6 +143,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
+    use std::time::Duration;
 
     fn ms(n: u64) -> Instant {
         Instant::from_millis(n)

@@ -21,7 +21,7 @@ use std::fmt;
 use std::io::Write;
 
 use crate::config::{MAX_HEADERS, MAX_HEAD_BYTES};
-use crate::wire::json::push_decimal;
+use crate::ids::push_decimal;
 
 /// Request methods pushlab routes on.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,6 +5,8 @@
 //! per message, is shared by every response that carries it:
 //! [`POLL_OPEN`], the messages joined by `,`, then [`poll_close`].
 
+pub use crate::ids::push_decimal;
+
 /// `{"topic":"T","id":"E-N","data":"..."}` for one message.
 pub fn encode_message(topic: &str, id: &str, data: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + topic.len() + id.len() + 32);
@@ -56,22 +58,6 @@ pub fn push_id(out: &mut Vec<u8>, epoch: &str, seq: u64) {
     } else {
         push_string(out, &format!("{epoch}-{seq}"));
     }
-}
-
-/// Appends `n` in decimal: what `write!(out, "{n}")` does, without the
-/// formatting machinery, for the numbers written on every response.
-pub fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
 }
 
 /// `{"topic":"T","id":"E-N"}`, the publish reply.
@@ -126,15 +112,6 @@ mod tests {
             v,
             serde_json::json!({"messages":[],"next":"x-3","missed":2,"reset":true})
         );
-    }
-
-    #[test]
-    fn decimals_are_written_as_format_writes_them() {
-        for n in [0, 1, 9, 10, 99, 100, 65_535, u64::MAX] {
-            let mut out = Vec::new();
-            push_decimal(&mut out, n);
-            assert_eq!(out, n.to_string().into_bytes());
-        }
     }
 
     #[test]

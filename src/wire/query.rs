@@ -12,7 +12,7 @@ use std::time::Duration;
 use percent_encoding::percent_decode_str;
 
 use crate::config::{parse_duration, MAX_TOPICS_PER_SUBSCRIBER};
-use crate::hub::{is_valid_topic, Cursor};
+use crate::ids::{is_valid_topic, Cursor};
 
 /// A bad query parameter → `400` with this text as the body.
 #[derive(Clone, Debug, PartialEq, Eq)]

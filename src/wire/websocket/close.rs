@@ -1,76 +1,13 @@
-//! Close frames: status codes (RFC 6455 §7.4) and the close payload (§5.5.1).
+//! Close frames: the close payload (RFC 6455 §5.5.1) around a status code
+//! ([`CloseCode`], §7.4, defined in `error.rs` beside the errors it reports).
 //!
 //! "If there is a body, the first two bytes of the body MUST be a 2-byte
 //! unsigned integer (in network byte order) representing a status code with
 //! value /code/ defined in Section 7.4. Following the 2-byte integer, the
 //! body MAY contain UTF-8-encoded data with value /reason/".
 
-use std::fmt;
-
+use super::error::{CloseCode, ProtocolError};
 use super::frame::MAX_CONTROL_PAYLOAD;
-use super::protocol::ProtocolError;
-
-/// A close status code, RFC 6455 §7.4.1, with the names of the IANA
-/// "WebSocket Close Code Number Registry".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct CloseCode(pub u16);
-
-impl CloseCode {
-    /// 1000: the purpose of the connection has been fulfilled.
-    pub const NORMAL: CloseCode = CloseCode(1000);
-    /// 1001: the endpoint is going away (server shutdown, page navigation).
-    pub const GOING_AWAY: CloseCode = CloseCode(1001);
-    /// 1002: the endpoint terminates the connection due to a protocol error.
-    pub const PROTOCOL_ERROR: CloseCode = CloseCode(1002);
-    /// 1003: a type of data the endpoint cannot accept.
-    pub const UNSUPPORTED: CloseCode = CloseCode(1003);
-    /// 1005: no status code was present. Never sent on the wire.
-    pub const NO_STATUS: CloseCode = CloseCode(1005);
-    /// 1006: closed without a close frame. Never sent on the wire.
-    pub const ABNORMAL: CloseCode = CloseCode(1006);
-    /// 1007: data within a message was not consistent with its type
-    /// (non-UTF-8 data within a text message).
-    pub const INVALID_PAYLOAD: CloseCode = CloseCode(1007);
-    /// 1008: a message violates the endpoint's policy.
-    pub const POLICY: CloseCode = CloseCode(1008);
-    /// 1009: a message is too big to process.
-    pub const TOO_BIG: CloseCode = CloseCode(1009);
-    /// 1010: (client) the server did not negotiate a required extension.
-    pub const MANDATORY_EXT: CloseCode = CloseCode(1010);
-    /// 1011: (server) an unexpected condition prevented fulfilling the request.
-    pub const INTERNAL: CloseCode = CloseCode(1011);
-
-    /// Whether a peer may put this code in a close frame.
-    ///
-    /// RFC 6455 §7.4.1 and §7.4.2 with the IANA registry:
-    ///
-    /// | codes | on the wire |
-    /// | --- | --- |
-    /// | 0–999 | invalid: "not used" |
-    /// | 1000–1003 | valid |
-    /// | 1004 | invalid: reserved |
-    /// | 1005, 1006 | invalid: "MUST NOT be set as a status code in a Close control frame" |
-    /// | 1007–1011 | valid |
-    /// | 1012–1014 | valid: registered by IANA (Service Restart, Try Again Later, Bad Gateway) |
-    /// | 1015 | invalid: TLS handshake failure, never sent |
-    /// | 1016–2999 | invalid: reserved for this protocol and its extensions, unregistered |
-    /// | 3000–4999 | valid: libraries, frameworks and applications |
-    /// | 5000 and up | invalid: outside every range the RFC defines |
-    ///
-    /// Autobahn case 7.7.* expects 1000–1003, 1007–1011, 3000, 3999, 4000
-    /// and 4999 to be accepted; case 7.9.* expects 0, 999, 1004–1006, 1016,
-    /// 1100, 2000 and 2999 to fail the connection with 1002. It sends neither
-    /// 1012–1014 nor 1015, so for those the registry decides.
-    pub fn is_valid_on_wire(self) -> bool {
-        matches!(self.0, 1000..=1003 | 1007..=1014 | 3000..=4999)
-    }
-}
-
-impl fmt::Display for CloseCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
 
 /// The longest reason that fits a control frame after the 2-byte code.
 pub const MAX_CLOSE_REASON: usize = MAX_CONTROL_PAYLOAD - 2;

@@ -25,8 +25,8 @@
 //! written in the 16-bit form) is accepted; §5.2's "the minimal number of
 //! bytes MUST be used" is enforced on output only.
 
+use super::error::ProtocolError;
 use super::mask::apply_mask;
-use super::protocol::ProtocolError;
 
 /// The longest header: 2 fixed bytes, 8 bytes of length, 4 of masking key.
 pub const MAX_HEADER_LEN: usize = 14;

@@ -7,7 +7,8 @@
 //! | `handshake.rs` | §4.2.1, §4.2.2, §4.4, §10.2 | validate the client's opening handshake, `Sec-WebSocket-Accept`, the `101` head, the origin policy |
 //! | `frame.rs` | §5.2, §5.5, §5.6, §5.7 | frame headers: opcodes (data / control / reserved), lengths, masking key |
 //! | `mask.rs` | §5.3 | (un)masking a payload, a word at a time, chunk by chunk |
-//! | `close.rs` | §5.5.1, §7.4 | close status codes and the close frame body |
+//! | `error.rs` | §7.4 | every violated rule as a [`ProtocolError`], and the close status codes ([`CloseCode`]) that report them |
+//! | `close.rs` | §5.5.1 | the close frame body |
 //! | `protocol.rs` | §5.1, §5.4, §5.5, §7, §8.1, §10.4 | the connection machine: masking rules, fragmentation, control frames, UTF-8, size limit, closing handshake |
 //!
 //! Start with [`Protocol`]: its doc states what the caller must do after each
@@ -28,12 +29,14 @@
 //! Departures from the RFC are marked `Simplification:` where they happen.
 
 pub mod close;
+pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
 pub mod protocol;
 
-pub use close::{decode_close_payload, encode_close_payload, CloseCode};
+pub use close::{decode_close_payload, encode_close_payload};
+pub use error::{CloseCode, ProtocolError};
 pub use frame::{
     decode_header, encode_frame, encode_header, encode_masked_frame, ControlOpcode, DataOpcode,
     Decoded, FrameHeader, Opcode,
@@ -42,4 +45,4 @@ pub use handshake::{
     accept_key, encode_response, origin_allowed, validate_request, Handshake, HandshakeError,
 };
 pub use mask::apply_mask;
-pub use protocol::{Event, Protocol, ProtocolError, Role, State};
+pub use protocol::{Event, Protocol, Role, State};

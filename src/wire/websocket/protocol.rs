@@ -21,9 +21,9 @@
 //! one the machine is failed for good.
 
 use std::collections::VecDeque;
-use std::fmt;
 
-use super::close::{decode_close_payload, encode_close_payload, CloseCode};
+use super::close::{decode_close_payload, encode_close_payload};
+use super::error::{CloseCode, ProtocolError};
 use super::frame::{
     decode_header, encode_frame, encode_masked_frame, ControlOpcode, DataOpcode, Decoded,
     FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
@@ -62,90 +62,6 @@ pub enum Event {
     /// Nothing more can be decoded from the bytes received so far.
     NeedData,
 }
-
-/// A violated rule of RFC 6455, each with its close code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ProtocolError {
-    /// §5.1: "The server MUST close the connection upon receiving a frame
-    /// that is not masked."
-    UnmaskedFrame,
-    /// §5.1: "A client MUST close a connection if it detects a masked frame."
-    MaskedFrame,
-    /// §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated".
-    ReservedBitsSet,
-    /// §5.2: "If an unknown opcode is received, the receiving endpoint MUST
-    /// _Fail the WebSocket Connection_." The value is the opcode.
-    ReservedOpcode(u8),
-    /// §5.2: a 64-bit length's "most significant bit MUST be 0".
-    LengthMsbSet,
-    /// §5.5: "Control frames themselves MUST NOT be fragmented."
-    FragmentedControlFrame,
-    /// §5.5: "All control frames MUST have a payload length of 125 bytes or
-    /// less". The value is the announced length.
-    ControlFrameTooLong(u64),
-    /// §5.4: a continuation frame with no fragmented message to continue.
-    UnexpectedContinuation,
-    /// §5.4: a new text or binary frame while a fragmented message is still
-    /// open ("fragments of one message MUST NOT be interleaved").
-    ExpectedContinuation,
-    /// §10.4: the message is larger than this endpoint accepts.
-    MessageTooBig {
-        /// The limit the message went over.
-        max: usize,
-    },
-    /// §8.1: a text message is not valid UTF-8.
-    InvalidUtf8,
-    /// §5.5.1: a close body of one byte cannot hold the 2-byte status code.
-    CloseCodeTruncated,
-    /// §7.4: the close status code may not be sent on the wire.
-    InvalidCloseCode(u16),
-    /// §5.5.1 and §8.1: the close reason is not valid UTF-8.
-    InvalidCloseReason,
-}
-
-impl ProtocolError {
-    /// The code of the close frame the caller sends before closing TCP.
-    pub fn close_code(&self) -> CloseCode {
-        match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::INVALID_PAYLOAD
-            }
-            ProtocolError::MessageTooBig { .. } => CloseCode::TOO_BIG,
-            _ => CloseCode::PROTOCOL_ERROR,
-        }
-    }
-}
-
-impl fmt::Display for ProtocolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProtocolError::UnmaskedFrame => f.write_str("client frame is not masked"),
-            ProtocolError::MaskedFrame => f.write_str("server frame is masked"),
-            ProtocolError::ReservedBitsSet => f.write_str("RSV bits set without an extension"),
-            ProtocolError::ReservedOpcode(op) => write!(f, "reserved opcode {op:#x}"),
-            ProtocolError::LengthMsbSet => f.write_str("payload length has its top bit set"),
-            ProtocolError::FragmentedControlFrame => f.write_str("fragmented control frame"),
-            ProtocolError::ControlFrameTooLong(len) => {
-                write!(f, "control frame payload of {len} bytes (max 125)")
-            }
-            ProtocolError::UnexpectedContinuation => {
-                f.write_str("continuation frame without a message to continue")
-            }
-            ProtocolError::ExpectedContinuation => {
-                f.write_str("new data frame inside a fragmented message")
-            }
-            ProtocolError::MessageTooBig { max } => {
-                write!(f, "message larger than {max} bytes")
-            }
-            ProtocolError::InvalidUtf8 => f.write_str("text message is not valid UTF-8"),
-            ProtocolError::CloseCodeTruncated => f.write_str("close frame body of one byte"),
-            ProtocolError::InvalidCloseCode(code) => write!(f, "invalid close code {code}"),
-            ProtocolError::InvalidCloseReason => f.write_str("close reason is not valid UTF-8"),
-        }
-    }
-}
-
-impl std::error::Error for ProtocolError {}
 
 /// Where the closing handshake stands (RFC 6455 §7).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
