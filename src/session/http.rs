@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use super::cors;
 use super::routing::{route, Route, Routed};
-use super::{Ctx, Lifecycle, Session, State};
+use super::{Ctx, Lifecycle, Refusal, Session, State};
 use crate::config::MAX_HEAD_BYTES;
 use crate::stats::Transport;
 use crate::wire::http1::{
@@ -48,7 +48,7 @@ impl Session {
             HeadEnd::Incomplete { scanned: s } => {
                 *scanned = s;
                 if self.input.len() > MAX_HEAD_BYTES {
-                    self.respond_error(431, &http1::HeadError::TooLarge.to_string(), true, ctx);
+                    self.refuse(http1::HeadError::TooLarge.into(), true, ctx);
                     return true;
                 }
                 return false;
@@ -56,7 +56,7 @@ impl Session {
             HeadEnd::Complete(len) => len,
         };
         if len > MAX_HEAD_BYTES {
-            self.respond_error(431, &http1::HeadError::TooLarge.to_string(), true, ctx);
+            self.refuse(http1::HeadError::TooLarge.into(), true, ctx);
             return true;
         }
         let parsed = parse_head(&self.input[..len]);
@@ -64,7 +64,7 @@ impl Session {
         let head = match parsed {
             Ok(head) => head,
             Err(e) => {
-                self.respond_error(e.status(), &e.to_string(), true, ctx);
+                self.refuse(e.into(), true, ctx);
                 return true;
             }
         };
@@ -87,18 +87,14 @@ impl Session {
         if needs_body && head.framing == BodyFraming::None {
             // RFC 9110 §8.6: a POST without a length is refused with 411
             // (a zero-length publish says `Content-Length: 0`).
-            self.respond_error(
-                411,
-                "publish needs Content-Length or chunked body",
-                !head.keep_alive,
-                ctx,
-            );
+            let why = "publish needs Content-Length or chunked body";
+            self.refuse(Refusal::new(411, why), !head.keep_alive, ctx);
             return true;
         }
         // Refuse before the client sends its body when we can already tell.
         if needs_body {
-            if let Err((status, why)) = self.check_publish(&head, ctx) {
-                self.refuse_publish(status, &why, true, ctx);
+            if let Err(refusal) = self.check_publish(&head, ctx) {
+                self.refuse(refusal, true, ctx);
                 return true;
             }
         }
@@ -110,7 +106,7 @@ impl Session {
         let decoder = match BodyDecoder::new(head.framing, limit) {
             Ok(d) => d,
             Err(e) => {
-                self.respond_error(e.status(), &e.to_string(), true, ctx);
+                self.refuse(e.into(), true, ctx);
                 return true;
             }
         };
@@ -155,7 +151,7 @@ impl Session {
                 true
             }
             Err(e) => {
-                self.respond_error(e.status(), &e.to_string(), true, ctx);
+                self.refuse(e.into(), true, ctx);
                 true
             }
         }
@@ -173,23 +169,14 @@ impl Session {
             Routed::NotFound => {
                 self.count_request(Transport::Http, ctx);
                 let path = head.path().to_string();
-                return self.respond_error(
-                    404,
-                    &format!("no such path: {path}"),
-                    !req.keep_alive,
-                    ctx,
-                );
+                let refusal = Refusal::new(404, format!("no such path: {path}"));
+                return self.refuse(refusal, !req.keep_alive, ctx);
             }
             Routed::MethodNotAllowed { allow } => {
                 self.count_request(Transport::Http, ctx);
                 let why = format!("{} is not allowed here", head.method.as_str());
-                return self.respond_error_with(
-                    405,
-                    &why,
-                    !req.keep_alive,
-                    &[("Allow", allow)],
-                    ctx,
-                );
+                let refusal = Refusal::new(405, why).with_header("Allow", allow);
+                return self.refuse(refusal, !req.keep_alive, ctx);
             }
             Routed::Found(r) => r,
         };
@@ -197,7 +184,7 @@ impl Session {
             Ok(q) => q,
             Err(e) => {
                 self.count_request(Transport::Http, ctx);
-                return self.respond_error(400, &e.0, !req.keep_alive, ctx);
+                return self.refuse(e.into(), !req.keep_alive, ctx);
             }
         };
         match r {
@@ -241,7 +228,7 @@ impl Session {
         let Some(origin) = &self.cors else {
             let origin = String::from_utf8_lossy(head.header("origin").unwrap_or_default());
             let why = format!("origin {origin} may not use this endpoint (see --allow-origin)");
-            return self.respond_error(403, &why, !req.keep_alive, ctx);
+            return self.refuse(Refusal::new(403, why), !req.keep_alive, ctx);
         };
         let mut out = Vec::with_capacity(320);
         let h = ResponseHead::new(&mut out, 204);
@@ -261,28 +248,19 @@ impl Session {
     }
 
     /// Token and topic checks that can be made from the head alone.
-    fn check_publish(&self, head: &RequestHead, ctx: &Ctx) -> Result<Rc<str>, (u16, String)> {
+    fn check_publish(&self, head: &RequestHead, ctx: &Ctx) -> Result<Rc<str>, Refusal> {
         if let Some(token) = &ctx.config.publish_token {
             let ok = head
                 .header("authorization")
                 .and_then(|v| v.strip_prefix(b"Bearer "))
                 .is_some_and(|given| constant_time_eq(given.trim_ascii(), token.as_bytes()));
             if !ok {
-                return Err((401, "publish needs Authorization: Bearer <token>".into()));
+                let why = "publish needs Authorization: Bearer <token>";
+                return Err(Refusal::unauthorized(why));
             }
         }
-        let query = Query::parse(head.query()).map_err(|e| (400, e.0))?;
-        query.single_topic().map_err(|e| (400, e.0))
-    }
-
-    /// Refuses a publish; a 401 names the scheme (RFC 9110 §11.6.1).
-    fn refuse_publish(&mut self, status: u16, why: &str, close: bool, ctx: &mut Ctx) {
-        let extra: &[(&str, &str)] = if status == 401 {
-            &[("WWW-Authenticate", "Bearer")]
-        } else {
-            &[]
-        };
-        self.respond_error_with(status, why, close, extra, ctx);
+        let query = Query::parse(head.query())?;
+        Ok(query.single_topic()?)
     }
 
     fn publish(&mut self, head: &RequestHead, query: &Query, body: Vec<u8>, ctx: &mut Ctx) {
@@ -290,19 +268,11 @@ impl Session {
         let _ = query;
         let topic = match self.check_publish(head, ctx) {
             Ok(t) => t,
-            Err((401, why)) => {
-                return self.respond_error_with(
-                    401,
-                    &why,
-                    !req.keep_alive,
-                    &[("WWW-Authenticate", "Bearer")],
-                    ctx,
-                )
-            }
-            Err((status, why)) => return self.respond_error(status, &why, !req.keep_alive, ctx),
+            Err(refusal) => return self.refuse(refusal, !req.keep_alive, ctx),
         };
         let Ok(data) = String::from_utf8(body) else {
-            return self.respond_error(400, "message is not UTF-8", !req.keep_alive, ctx);
+            let refusal = Refusal::new(400, "message is not UTF-8");
+            return self.refuse(refusal, !req.keep_alive, ctx);
         };
         match ctx.hub.publish(&topic, &data, ctx.now) {
             Ok(msg) => {
@@ -311,7 +281,7 @@ impl Session {
                 ctx.published.push(msg);
                 self.respond_bytes(req, 200, "application/json", &[], &reply, ctx);
             }
-            Err(e) => self.respond_error(e.status(), &e.to_string(), !req.keep_alive, ctx),
+            Err(e) => self.refuse(e.into(), !req.keep_alive, ctx),
         }
     }
 
@@ -361,22 +331,20 @@ impl Session {
         self.next_request(req.keep_alive, ctx);
     }
 
-    /// A plain-text error response. `close` ends the connection after it
-    /// (always, when the request could not be framed).
-    pub(super) fn respond_error(&mut self, status: u16, why: &str, close: bool, ctx: &mut Ctx) {
-        self.respond_error_with(status, why, close, &[], ctx);
-    }
-
-    /// [`Session::respond_error`] with extra headers (`Allow`, …).
-    pub(super) fn respond_error_with(
-        &mut self,
-        status: u16,
-        why: &str,
-        close: bool,
-        extra: &[(&str, &str)],
-        ctx: &mut Ctx,
-    ) {
+    /// Answers with a refusal: a plain-text error response. `close` ends
+    /// the connection after it (always, when the request could not be
+    /// framed).
+    pub(super) fn refuse(&mut self, refusal: Refusal, close: bool, ctx: &mut Ctx) {
         ctx.stats.errors_sent += 1;
+        let Refusal {
+            status,
+            reason: why,
+            header,
+        } = refusal;
+        let extra: &[(&str, &str)] = match &header {
+            Some(h) => std::slice::from_ref(h),
+            None => &[],
+        };
         let body = format!("{status} {}: {why}\n", http1::reason(status));
         let req = ReqInfo {
             keep_alive: !close,

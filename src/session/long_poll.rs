@@ -52,7 +52,7 @@ impl Session {
         });
         let (topics, cursor, timeout) = match parsed {
             Ok(v) => v,
-            Err(e) => return self.respond_error(400, &e.0, !req.keep_alive, ctx),
+            Err(e) => return self.refuse(e.into(), !req.keep_alive, ctx),
         };
         if cursor.is_some() {
             ctx.stats.of(Transport::LongPoll).resumes += 1;
@@ -69,7 +69,7 @@ impl Session {
                 for t in &topics[..i] {
                     ctx.hub.unsubscribe(t, self.id);
                 }
-                return self.respond_error(e.status(), &e.to_string(), !req.keep_alive, ctx);
+                return self.refuse(e.into(), !req.keep_alive, ctx);
             }
         }
         let c = ctx.stats.of(Transport::LongPoll);

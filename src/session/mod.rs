@@ -21,6 +21,8 @@
 //! - A request that cannot be framed (bad head, bad body) is answered and the
 //!   connection closed: the server no longer knows where the next one starts.
 //!   Errors in a well-framed request (404, 405, bad parameter) keep it open.
+//!   Either way an error answer is a [`Refusal`] (status, reason, header),
+//!   written by one method, `Session::refuse`.
 //! - After a response that closes the connection, the server half-closes and
 //!   drains what the client still sends for a moment ([`Lifecycle::Lingering`]),
 //!   so the client reads the response instead of a reset.
@@ -50,6 +52,7 @@ pub mod cors;
 pub mod http;
 pub mod long_poll;
 pub mod output;
+pub mod refusal;
 pub mod routing;
 pub mod short_poll;
 pub mod sse;
@@ -67,6 +70,7 @@ use crate::hub::{Hub, Message, SubscriberId};
 use crate::stats::{Stats, TraceEvent, Tracer, Transport};
 use crate::timers::Instant;
 use crate::wire::http1::{BodyDecoder, RequestHead};
+pub use refusal::Refusal;
 
 pub use output::OutQueue;
 
@@ -445,7 +449,7 @@ impl Session {
                 self.input = Vec::new();
                 // A fresh connection that never sent a byte gets the 408 too:
                 // RFC 9110 §15.5.9 allows it, and it tells the client why.
-                self.respond_error(408, "request not received in time", true, ctx);
+                self.refuse(Refusal::new(408, "request not received in time"), true, ctx);
             }
         }
     }

@@ -42,7 +42,7 @@ impl Session {
         self.count_request(Transport::Poll, ctx);
         let (topics, cursor) = match query.topics().and_then(|t| Ok((t, query.cursor("since")?))) {
             Ok(v) => v,
-            Err(e) => return self.respond_error(400, &e.0, !req.keep_alive, ctx),
+            Err(e) => return self.refuse(e.into(), !req.keep_alive, ctx),
         };
         let batch = ctx
             .hub

@@ -232,14 +232,14 @@ impl Session {
             .and_then(|topics| Ok((topics, resume_cursor(head, query)?)));
         let (topics, cursor) = match parsed {
             Ok(v) => v,
-            Err(e) => return self.respond_error(400, &e.0, !req.keep_alive, ctx),
+            Err(e) => return self.refuse(e.into(), !req.keep_alive, ctx),
         };
         for (i, topic) in topics.iter().enumerate() {
             if let Err(e) = ctx.hub.subscribe(topic, self.id) {
                 for t in &topics[..i] {
                     ctx.hub.unsubscribe(t, self.id);
                 }
-                return self.respond_error(e.status(), &e.to_string(), !req.keep_alive, ctx);
+                return self.refuse(e.into(), !req.keep_alive, ctx);
             }
         }
         // Subscribed and read in the same call: nothing can be published in

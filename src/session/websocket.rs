@@ -59,12 +59,12 @@ use std::time::Duration;
 
 use super::routing::Route;
 use super::short_poll::json_of;
-use super::{Ctx, Lifecycle, Session, State};
+use super::{Ctx, Lifecycle, Refusal, Session, State};
 use crate::hub::{Batch, Cursor, Message};
 use crate::stats::Transport;
 use crate::timers::Instant;
 use crate::wire::http1::{RequestHead, Version};
-use crate::wire::query::{ParamError, Query};
+use crate::wire::query::Query;
 use crate::wire::websocket::{
     encode_frame, encode_header, encode_response, origin_allowed, validate_request, CloseCode,
     DataOpcode, Event, FrameHeader, Opcode, Protocol, ProtocolError, Role,
@@ -230,8 +230,7 @@ impl Session {
         {
             Ok(h) => h,
             Err(e) => {
-                let extra: Vec<_> = e.response_header().into_iter().collect();
-                return self.respond_error_with(e.status(), &e.to_string(), close, &extra, ctx);
+                return self.refuse(e.into(), close, ctx);
             }
         };
         // RFC 6455 §10.2: the server decides which origins may connect; a
@@ -242,12 +241,12 @@ impl Session {
                 "origin {} may not open a WebSocket here (see --allow-origin)",
                 String::from_utf8_lossy(origin.unwrap_or_default())
             );
-            return self.respond_error(403, &why, close, ctx);
+            return self.refuse(Refusal::new(403, why), close, ctx);
         }
         let (mode, batch, resumed) = match route {
             Route::Ws => match self.ws_subscribe(head, query, ctx) {
                 Ok(v) => v,
-                Err((status, why)) => return self.respond_error(status, &why, close, ctx),
+                Err(refusal) => return self.refuse(refusal, close, ctx),
             },
             _ => (Mode::Echo, Batch::default(), false),
         };
@@ -316,17 +315,15 @@ impl Session {
         head: &RequestHead,
         query: &Query,
         ctx: &mut Ctx,
-    ) -> Result<(Mode, Batch, bool), (u16, String)> {
-        let (topics, cursor) = query
-            .topics()
-            .and_then(|t| Ok((t, query.cursor("since")?)))
-            .map_err(|ParamError(why)| (400, why))?;
+    ) -> Result<(Mode, Batch, bool), Refusal> {
+        let topics = query.topics()?;
+        let cursor = query.cursor("since")?;
         for (i, topic) in topics.iter().enumerate() {
             if let Err(e) = ctx.hub.subscribe(topic, self.id) {
                 for t in &topics[..i] {
                     ctx.hub.unsubscribe(t, self.id);
                 }
-                return Err((e.status(), e.to_string()));
+                return Err(e.into());
             }
         }
         // Subscribed and read in the same call: nothing is published in
