@@ -19,6 +19,9 @@ use crate::wire::query::Query;
 /// The demo page, embedded in the binary.
 pub const PAGE: &[u8] = include_bytes!("../../static/index.html");
 
+/// The browser client (`client/pushlab.js`, docs/client.md), embedded too.
+pub const CLIENT: &[u8] = include_bytes!("../../client/pushlab.js");
+
 /// What a response needs to know about the request it answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReqInfo {
@@ -191,6 +194,17 @@ impl Session {
             Route::Page => {
                 self.count_request(Transport::Http, ctx);
                 self.respond_bytes(req, 200, "text/html; charset=utf-8", &[], PAGE, ctx);
+            }
+            Route::Client => {
+                self.count_request(Transport::Http, ctx);
+                self.respond_bytes(
+                    req,
+                    200,
+                    "text/javascript; charset=utf-8",
+                    &[("Cache-Control", "no-cache")],
+                    CLIENT,
+                    ctx,
+                );
             }
             Route::Stats => {
                 self.count_request(Transport::Http, ctx);

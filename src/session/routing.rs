@@ -9,6 +9,8 @@ use crate::wire::http1::Method;
 pub enum Route {
     /// `GET /`: the demo page.
     Page,
+    /// `GET /pushlab.js`: the browser client.
+    Client,
     /// `POST /publish?topic=T`.
     Publish,
     /// `GET /poll`: short polling.
@@ -37,7 +39,10 @@ impl Route {
             Route::LongPoll => Transport::LongPoll,
             Route::Events => Transport::Sse,
             Route::Ws | Route::Echo => Transport::Ws,
-            Route::Page | Route::Publish | Route::Stats | Route::Metrics | Route::Trace => {
+            Route::Page
+            | Route::Client
+            | Route::Publish
+            | Route::Stats | Route::Metrics | Route::Trace => {
                 Transport::Http
             }
         }
@@ -71,6 +76,7 @@ pub enum Routed {
 const TABLE: &[(&str, &str, Route)] = &[
     ("/", "GET, HEAD", Route::Page),
     ("/index.html", "GET, HEAD", Route::Page),
+    ("/pushlab.js", "GET, HEAD", Route::Client),
     ("/publish", "POST", Route::Publish),
     ("/poll", "GET, HEAD", Route::Poll),
     ("/long-poll", "GET, HEAD", Route::LongPoll),
