@@ -251,7 +251,8 @@ export function subscribe(baseUrl, topics, options = {}) {
     (async () => {
       while (live()) {
         const url = endpoint(baseUrl, long ? "long-poll" : "poll", {
-          topic, since: cursor, timeout: long ? o.longPollTimeout : null,
+          // The first long poll answers at once: it proves the path works.
+          topic, since: cursor, timeout: long ? (me.healthy ? o.longPollTimeout : 0) : null,
         });
         watchdog = setTimeout(() => end("no answer"), (long ? o.longPollTimeout * 1000 : 0) + 10000);
         const r = await fetch(url, { signal: ac.signal, cache: "no-store", credentials: o.credentials });
