@@ -17,7 +17,10 @@ fn the_client_library_is_served_as_javascript_byte_for_byte() {
         Some("text/javascript; charset=utf-8")
     );
     let file = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/client/pushlab.js")).unwrap();
-    assert_eq!(r.body, file, "the served client differs from client/pushlab.js");
+    assert_eq!(
+        r.body, file,
+        "the served client differs from client/pushlab.js"
+    );
     assert_eq!(r.header("content-length"), Some(&*file.len().to_string()));
 }
 
@@ -33,7 +36,10 @@ fn head_of_the_client_library_has_its_length_and_no_body() {
     let len = std::fs::metadata(concat!(env!("CARGO_MANIFEST_DIR"), "/client/pushlab.js"))
         .unwrap()
         .len();
-    assert!(head.contains(&format!("Content-Length: {len}\r\n")), "{head}");
+    assert!(
+        head.contains(&format!("Content-Length: {len}\r\n")),
+        "{head}"
+    );
     assert_eq!(body, "", "HEAD carries no body");
     let r = srv.request("POST", "/pushlab.js", b"");
     assert_eq!(r.status, 405);

@@ -42,9 +42,9 @@ impl Route {
             Route::Page
             | Route::Client
             | Route::Publish
-            | Route::Stats | Route::Metrics | Route::Trace => {
-                Transport::Http
-            }
+            | Route::Stats
+            | Route::Metrics
+            | Route::Trace => Transport::Http,
         }
     }
 
