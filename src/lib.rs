@@ -19,20 +19,29 @@
 //! | [`hub`] | topics, ring-buffer history, subscribers | no |
 //! | [`timers`] | deadlines, with time passed in | no |
 //! | [`session`] | one connection's state machine per transport | no |
+//! | [`engine`] | every session, timer and subscriber: the server without I/O | no |
 //! | [`stats`] | socket counters per transport, trace events | no |
 //! | [`server`] | the `mio` loop: sockets, clock, signals | **yes — the only one** |
 //! | [`lab`] | `pushlab compare`: clients of all four transports, measured | yes (client side) |
 //!
 //! ## Start reading here
 //!
-//! 1. [`server`] — the loop, top to bottom, like mio's `tcp_server` example.
-//! 2. [`session`] — what a connection does with the bytes it is given.
-//! 3. [`session::short_poll`] and [`session::long_poll`] — the simplest
-//!    transports, then [`wire::sse`] and the WebSocket codec.
-//! 4. [`hub`] — how one cursor serves any set of topics without losing a
+//! 1. [`session::short_poll`] and its tests — the simplest transport: a
+//!    request in, a poll body out, no socket in sight. Then
+//!    [`session::long_poll`], [`session::sse`] with [`wire::sse`], and
+//!    [`session::websocket`] with the WebSocket codec.
+//! 2. [`session`] — the state machine that owns every transition of one
+//!    connection, and the call protocol its owner follows.
+//! 3. [`hub`] — how one cursor serves any set of topics without losing a
 //!    message silently.
+//! 4. [`engine`] — all connections together: fan-out, timers, lifecycle,
+//!    and the moment each write is made; `tests/session_props.rs` drives it
+//!    with a model kernel.
+//! 5. [`server`] — last: the `mio` shell that performs the engine's
+//!    syscalls, top to bottom like mio's `tcp_server` example.
 
 pub mod config;
+pub mod engine;
 pub mod hub;
 pub mod ids;
 pub mod lab;

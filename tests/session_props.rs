@@ -200,13 +200,13 @@ proptest! {
         prop_assume!(!rig.cut() && !rig.closed_unread);
         // A 413 (publish over --max-message) closes the connection: the
         // requests after it are never read.
-        let answered = rig.wire.responses.len();
-        let closed_at = rig.wire.responses.iter().position(|r| r.close);
+        let answered = rig.wire().responses.len();
+        let closed_at = rig.wire().responses.iter().position(|r| r.close);
         match closed_at {
             Some(i) => prop_assert_eq!(answered, i + 1),
             None => prop_assert_eq!(answered, reqs.len()),
         }
-        for (r, ((which, data), _)) in rig.wire.responses.iter().zip(&reqs) {
+        for (r, ((which, data), _)) in rig.wire().responses.iter().zip(&reqs) {
             let sent = canned(*which, false, data);
             let got = r.answers.as_ref().expect("exact mode");
             prop_assert_eq!(&got.bytes, &sent.bytes, "answered out of order");
@@ -228,10 +228,16 @@ proptest! {
         }
         whole.finish();
         split.finish();
-        prop_assert_eq!(whole.wire.responses.len(), split.wire.responses.len());
-        for (a, b) in whole.wire.responses.iter().zip(&split.wire.responses) {
+        prop_assert_eq!(whole.wire().responses.len(), split.wire().responses.len());
+        for (a, b) in whole.wire().responses.iter().zip(&split.wire().responses) {
             prop_assert_eq!(a.status, b.status);
-            prop_assert_eq!(&a.body, &b.body);
+            // `/stats` and `/metrics` count the bytes read so far, which
+            // depends on the split by design (a socket observation).
+            let target = a.answers.as_ref().map_or(&[][..], |c| &c.bytes[..]);
+            let counters = target.starts_with(b"GET /stats") || target.starts_with(b"GET /metrics");
+            if !counters {
+                prop_assert_eq!(&a.body, &b.body);
+            }
         }
     }
 
@@ -272,17 +278,17 @@ proptest! {
             rig.eof();
         }
         rig.finish();
-        let c = rig.world.stats.get(Transport::LongPoll).clone();
+        let c = rig.stats().get(Transport::LongPoll).clone();
         prop_assert_eq!(c.holds_started, 1);
         let ends = c.holds_released_by_message + c.holds_released_by_timeout
             + c.holds_dropped_by_client;
         prop_assert_eq!(ends, 1, "{:?}", c);
-        let answers = rig.wire.responses.len();
+        let answers = rig.wire().responses.len();
         if c.holds_dropped_by_client == 1 {
             prop_assert_eq!(answers, 0);
         } else {
             prop_assert_eq!(answers, 1);
-            let body = String::from_utf8_lossy(&rig.wire.responses[0].body).into_owned();
+            let body = String::from_utf8_lossy(&rig.wire().responses[0].body).into_owned();
             if released_by == Some("message") {
                 prop_assert_eq!(c.holds_released_by_message, 1);
                 prop_assert!(body.contains("\"data\":\"m\""), "{}", body);
@@ -358,7 +364,7 @@ fn regression_pipelined_request_behind_a_full_queue_is_answered() {
             ..RigConfig::default()
         };
         let rig = run(&rc, &[req(3, false, ""), req(0, false, "")]);
-        assert_eq!(rig.wire.responses.len(), 2);
+        assert_eq!(rig.wire().responses.len(), 2);
     }
 }
 
@@ -371,8 +377,8 @@ fn regression_empty_body_behind_100_continue_is_read() {
         ..RigConfig::default()
     };
     let rig = run(&rc, &[req(7, true, "")]);
-    assert_eq!(rig.wire.continues, 1);
-    assert_eq!(rig.wire.responses[0].status, 200);
+    assert_eq!(rig.wire().continues, 1);
+    assert_eq!(rig.wire().responses[0].status, 200);
 }
 
 /// An HTTP/1.0 answer not read for a while got a 408 appended after it.

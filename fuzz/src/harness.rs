@@ -1,37 +1,38 @@
-//! One [`Session`] driven the way `server/mod.rs` drives it, with no socket:
-//! a virtual clock, a [`MemoryHub`], a client whose bytes wait while the
-//! session does not want to read, and a [`Wire`] that checks, byte by byte
-//! and with a tokeniser that is not pushlab's own (`httparse`), everything
-//! the server writes.
+//! The real [`Engine`] with one connection, driven the way `server/mod.rs`
+//! drives it, with no socket: a virtual clock, a client whose bytes wait in
+//! a backlog while the engine does not want to read them, and a [`Kernel`]
+//! (the engine's [`Io`]) that takes only what the client reads and hands
+//! every byte to a [`Wire`] that checks, with a tokeniser that is not
+//! pushlab's own (`httparse`), everything the server writes.
 //!
 //! Shared by the `session` fuzz target and `tests/session_props.rs` (which
-//! includes this file with `#[path]`), so both hold the session to the same
-//! invariants. A broken invariant panics with a message saying which.
+//! includes this file with `#[path]`), so both hold the engine and its
+//! sessions to the same invariants. A broken invariant panics with a message
+//! saying which.
 //!
-//! The call protocol followed is the one `session/mod.rs` documents: feed a
-//! `handle_*`; fan out what it published; write output, report every write
-//! attempt with `handle_written` and call `handle_flushed` when the queue is
-//! empty (or at once when closing with nothing queued); re-arm the timer at
-//! `next_deadline` where `server/mod.rs` does (`sync_timer`) and fire
-//! `handle_timeout` when the armed deadline has passed; read only while
-//! `wants_read`; on `Lifecycle::Closed` call `handle_close` and drop the
-//! connection.
+//! The loop is the one `engine/mod.rs` documents for a shell: reads on an
+//! edge (new bytes, the FIN) or when the engine lists the connection as
+//! unread, until `WouldBlock` or the engine stops wanting input; then due
+//! deadlines; then the end of the turn, which writes what is pending; turns
+//! follow each other while the engine has work at once (`poll_at`).
 //!
 //! The client's socket has no buffer: the kernel takes what the client reads
-//! ([`Rig::write`]) and nothing else. So every turn that ends with output
-//! queued ends with a write attempt that the kernel refuses (`handle_written`
-//! with 0, as `write_conn` reports `WouldBlock`), which starts the send
-//! timeout; a client that then reads nothing for `--send-timeout` is cut.
+//! ([`Rig::write`]) and nothing else. So a turn that ends with output queued
+//! ends with a write attempt that the kernel refuses (`WouldBlock`), which
+//! starts the send timeout; a client that then reads nothing for
+//! `--send-timeout` is cut.
 
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
+use std::io::IoSlice;
 use std::time::Duration;
 
 use pushlab::config::{Config, READ_CHUNK};
-use pushlab::hub::{Cursor, Hub};
-use pushlab::session::{Ctx, Lifecycle, Session};
-use pushlab::stats::Transport;
+use pushlab::engine::{ConnId, Engine, Io, Written};
+use pushlab::hub::Cursor;
+use pushlab::session::{Lifecycle, Session};
+use pushlab::stats::{Stats, Transport};
 use pushlab::testkit;
 use pushlab::timers::Instant;
 use pushlab::wire::http1;
@@ -43,9 +44,6 @@ pub const EPOCH: &str = testkit::EPOCH;
 
 /// Topics the canned requests and publishes use.
 pub const TOPICS: [&str; 3] = ["a", "b", "c"];
-
-/// The connection id (subscriber id) of the session under test.
-pub const CONN: usize = 7;
 
 /// How much larger than `--max-queued-bytes` the output queue may grow: the
 /// queue is checked *before* each response, so one response may overshoot.
@@ -665,12 +663,75 @@ fn rank(l: Lifecycle) -> u8 {
     }
 }
 
-/// A session, its world, and a client.
-pub struct Rig {
-    /// What the session is lent: config, hub, counters, trace, clock.
-    pub world: testkit::Rig,
-    pub session: Session,
+/// The client's end of the socket, as the engine's [`Io`]: the kernel
+/// takes what the client reads and nothing else (`allowance`), and every
+/// byte taken goes through the [`Wire`] checker.
+pub struct Kernel {
     pub wire: Wire,
+    /// Bytes the client reads at the next write attempt (0: refused).
+    allowance: usize,
+    /// The engine shut the write side.
+    write_shut: bool,
+    /// The engine closed the socket.
+    closed: bool,
+    /// Output was left unsent when it closed.
+    closed_unsent: bool,
+    /// The clock, for the account of write progress.
+    now: Instant,
+    /// The harness's own account of the send timeout: while output is
+    /// queued, the last write attempt that moved bytes, or the first attempt
+    /// on a queue that was empty. `None` while nothing is queued.
+    progress_at: Option<Instant>,
+}
+
+impl Io for Kernel {
+    fn write(&mut self, _conn: ConnId, bufs: &[IoSlice<'_>]) -> Written {
+        assert!(
+            !self.write_shut,
+            "output queued after the write side was shut"
+        );
+        assert!(!self.closed, "written after close");
+        let mut take = 0;
+        for b in bufs {
+            let n = b.len().min(self.allowance - take);
+            if n == 0 {
+                break;
+            }
+            self.wire.push(&b[..n]);
+            take += n;
+        }
+        self.allowance = 0;
+        if take > 0 || self.progress_at.is_none() {
+            self.progress_at = Some(self.now);
+        }
+        if take == 0 {
+            Written::WouldBlock
+        } else {
+            Written::Bytes(take)
+        }
+    }
+
+    fn want_writable(&mut self, _conn: ConnId, _on: bool) -> bool {
+        true
+    }
+
+    fn shutdown_write(&mut self, _conn: ConnId) {
+        self.write_shut = true;
+    }
+
+    fn close(&mut self, _conn: ConnId, unsent: usize) {
+        self.closed = true;
+        self.closed_unsent = unsent > 0;
+    }
+}
+
+/// The engine with one connection, and its client.
+pub struct Rig {
+    /// The real engine, driven as `server/` drives it.
+    pub engine: Engine,
+    conn: ConnId,
+    pub now: Instant,
+    kernel: Kernel,
     /// Client bytes not yet read by the server (it did not want to read).
     backlog: VecDeque<u8>,
     /// Bytes the client has sent in total.
@@ -678,71 +739,79 @@ pub struct Rig {
     /// The client shut its write side; the server sees it after `backlog`.
     eof_sent: bool,
     eof_delivered: bool,
-    /// `handle_close` was called: the connection is gone.
+    /// The engine closed the connection.
     pub closed: bool,
-    /// `handle_flushed` asked to shut the write side.
-    write_shut: bool,
     shutdown: bool,
     lifecycle: Lifecycle,
-    /// Every `handle_timeout` call, for the statistics of a run.
+    /// Every turn in which a deadline was due, for the statistics of a run.
     pub timeouts: u64,
     /// The last bytes sent raw, to spot a `HEAD ` split across sends.
     client_tail: Vec<u8>,
     /// The session closed with output the client had not read (a client
     /// that stops reading is dropped at a timeout: by design).
     pub closed_unread: bool,
-    /// The deadline the loop's timer is armed at (`conn.armed`): set where
-    /// `server/mod.rs` calls `sync_timer`, cleared when it fires.
-    armed: Option<Instant>,
-    /// The harness's own account of the send timeout: while output is
-    /// queued, the last write attempt that moved bytes, or the first attempt
-    /// on a queue that was empty. `None` while nothing is queued.
-    progress_at: Option<Instant>,
 }
 
 impl Rig {
     pub fn new(rc: &RigConfig) -> Rig {
-        // Tracing on, so the trace closures run too (cleared as we go).
-        let mut world = testkit::Rig::new(rc.to_config());
-        world.now = Instant::from_millis(1_000);
-        let session = Session::new(CONN, world.now, &world.config);
-        let mut rig = Rig {
-            world,
-            session,
-            wire: Wire::new(),
+        let config = Config {
+            // Tracing on, so the trace closures run too.
+            trace: true,
+            ..rc.to_config()
+        };
+        let now = Instant::from_millis(1_000);
+        let mut engine = Engine::new(config, EPOCH, now);
+        let conn = engine.handle_accept(now).expect("room for one connection");
+        Rig {
+            engine,
+            conn,
+            now,
+            kernel: Kernel {
+                wire: Wire::new(),
+                allowance: 0,
+                write_shut: false,
+                closed: false,
+                closed_unsent: false,
+                now,
+                progress_at: None,
+            },
             backlog: VecDeque::new(),
             sent: 0,
             eof_sent: false,
             eof_delivered: false,
             closed: false,
-            write_shut: false,
             shutdown: false,
             lifecycle: Lifecycle::Open,
             timeouts: 0,
             client_tail: Vec::new(),
             closed_unread: false,
-            armed: None,
-            progress_at: None,
-        };
-        // `accept_all` arms the new connection's timer (its head deadline).
-        rig.sync_timer();
-        rig
+        }
     }
 
-    /// Calls `f` with the session and a context, as `with_session` does.
-    fn call<R>(&mut self, f: impl FnOnce(&mut Session, &mut Ctx) -> R) -> R {
-        f(&mut self.session, &mut self.world.ctx())
+    /// The client's view of what the server wrote.
+    pub fn wire(&self) -> &Wire {
+        &self.kernel.wire
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> &Stats {
+        self.engine.stats()
+    }
+
+    fn session(&mut self) -> Option<&mut Session> {
+        self.engine.session(self.conn)
     }
 
     /// The client sends raw bytes (the harness can no longer match
     /// responses with requests).
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.wire.exact = false;
-        self.wire.pending.clear();
+        let wire = &mut self.kernel.wire;
+        wire.exact = false;
+        wire.pending.clear();
         let mut tail = std::mem::take(&mut self.client_tail);
         tail.extend_from_slice(bytes);
         if tail.windows(5).any(|w| w == b"HEAD ") {
-            self.wire.saw_head = true;
+            wire.saw_head = true;
         }
         self.client_tail = tail[tail.len().saturating_sub(4)..].to_vec();
         self.send(bytes);
@@ -751,14 +820,15 @@ impl Rig {
     /// The client sends a canned request, in pieces of at most `piece`
     /// bytes (0: at once), each read by the server as it arrives.
     pub fn send_canned(&mut self, req: Canned, piece: usize) {
+        let wire = &mut self.kernel.wire;
         if req.head_only {
-            self.wire.saw_head = true;
+            wire.saw_head = true;
         }
         if self.eof_sent {
             return;
         }
-        if self.wire.exact {
-            self.wire.pending.push_back(Expect {
+        if wire.exact {
+            wire.pending.push_back(Expect {
                 end: self.sent + req.bytes.len() as u64,
                 canned: req.clone(),
             });
@@ -778,55 +848,47 @@ impl Rig {
         }
         self.sent += bytes.len() as u64;
         self.backlog.extend(bytes);
-        self.settle();
+        // New bytes raise a readable edge.
+        self.turn(true);
     }
 
-    /// Time passes; due deadlines fire as the loop's timer wheel fires them.
+    /// Time passes; due deadlines fire, as the loop fires them.
     pub fn advance(&mut self, d: Duration) {
-        self.world.now = self.world.now + d;
-        self.fire_timers();
-        self.check_send_timeout_fired();
-    }
-
-    /// Fires the armed deadline while it is due, as `fire_timers` does.
-    fn fire_timers(&mut self) {
-        for _ in 0..64 {
-            if self.closed {
-                return;
-            }
-            match self.armed {
-                Some(deadline) if deadline <= self.world.now => {}
-                _ => return,
-            }
-            self.armed = None;
-            self.timeouts += 1;
-            if !self.session.output().is_empty() {
-                self.wire.timed_out_unread = true;
-            }
-            let cuts = self.send_timeouts();
-            self.call(|s, ctx| s.handle_timeout(ctx));
-            if self.send_timeouts() > cuts {
-                self.check_send_cut();
-            }
-            self.settle();
-            if !self.closed && self.session.lifecycle() != Lifecycle::Closed {
-                if let Some(next) = self.session.next_deadline() {
-                    assert!(
-                        next > self.world.now,
-                        "next_deadline {next:?} is not after now {:?} after handle_timeout",
-                        self.world.now
-                    );
+        self.now = self.now + d;
+        self.kernel.now = self.now;
+        if !self.closed {
+            let due = self
+                .engine
+                .deadline(self.conn)
+                .is_some_and(|t| t <= self.now);
+            if due {
+                self.timeouts += 1;
+                if self.queued() > 0 {
+                    self.kernel.wire.timed_out_unread = true;
                 }
             }
         }
-        panic!("a deadline keeps firing at the same instant");
+        let cuts = self.send_timeouts();
+        self.turn(false);
+        if self.send_timeouts() > cuts {
+            self.check_send_cut();
+        }
+        if let Some(next) = self.session().and_then(|s| s.next_deadline()) {
+            let now = self.now;
+            assert!(
+                next > now,
+                "next_deadline {next:?} is not after now {now:?} after handle_timeout",
+            );
+        }
+        self.check_send_timeout_fired();
     }
 
-    /// Jumps to the loop's next timer (if any, and at most `max` away).
+    /// Jumps to the connection's armed deadline (if any, and at most `max`
+    /// away).
     pub fn advance_to_deadline(&mut self, max: Duration) -> bool {
-        match self.armed {
-            Some(d) if !self.closed && d <= self.world.now + max => {
-                self.advance(d.saturating_since(self.world.now));
+        match self.engine.deadline(self.conn) {
+            Some(d) if !self.closed && d <= self.now + max => {
+                self.advance(d.saturating_since(self.now));
                 true
             }
             _ => false,
@@ -835,14 +897,14 @@ impl Rig {
 
     /// Bytes queued for the client.
     pub fn queued(&mut self) -> usize {
-        self.session.output().len()
+        self.session().map_or(0, |s| s.output().len())
     }
 
     /// Connections cut by the send timeout (`--send-timeout`).
     pub fn send_timeouts(&self) -> u64 {
         Transport::ALL
             .iter()
-            .map(|&t| self.world.stats.get(t).send_timeouts)
+            .map(|&t| self.stats().get(t).send_timeouts)
             .sum()
     }
 
@@ -853,23 +915,26 @@ impl Rig {
         self.send_timeouts() > 0
             || Transport::ALL
                 .iter()
-                .any(|&t| self.world.stats.get(t).slow_consumer_cuts > 0)
+                .any(|&t| self.stats().get(t).slow_consumer_cuts > 0)
     }
 
     /// A send-timeout cut: the client had output to read and read none of
     /// it for `--send-timeout` (a slow but steady reader is never cut).
     fn check_send_cut(&mut self) {
-        let queued = self.session.output().len();
-        assert!(queued > 0, "cut by the send timeout with nothing to send");
+        assert!(
+            self.closed_unread,
+            "cut by the send timeout with nothing to send"
+        );
         let since = self
+            .kernel
             .progress_at
             .expect("cut by the send timeout before any write attempt");
-        let timeout = self.world.config.send_timeout;
+        let timeout = self.engine.config().send_timeout;
         assert!(
-            self.world.now >= since + timeout,
+            self.now >= since + timeout,
             "cut by the send timeout at {:?}, {:?} after the last progress (timeout {timeout:?})",
-            self.world.now,
-            self.world.now.saturating_since(since)
+            self.now,
+            self.now.saturating_since(since)
         );
     }
 
@@ -879,81 +944,42 @@ impl Rig {
         if self.closed {
             return;
         }
-        if let Some(since) = self.progress_at {
-            let timeout = self.world.config.send_timeout;
+        if let Some(since) = self.kernel.progress_at {
+            let timeout = self.engine.config().send_timeout;
             assert!(
-                self.world.now < since + timeout,
+                self.now < since + timeout,
                 "{} bytes unread for {:?} (send timeout {timeout:?}) and the connection is open",
-                self.session.output().len(),
-                self.world.now.saturating_since(since)
+                self.queued(),
+                self.now.saturating_since(since)
             );
         }
     }
 
     /// Another client publishes `data` on `topic`.
     pub fn publish(&mut self, topic: &str, data: &str) {
-        if let Ok(msg) = self.world.hub.publish(topic, data, self.world.now) {
-            self.world.published.push(msg);
-        }
-        self.settle();
+        let _ = self
+            .engine
+            .handle_publish(self.now, topic, data, &mut self.kernel);
+        self.after_call();
+        self.turn(false);
     }
 
-    /// One write attempt of the server, as `write_conn` makes it: the
-    /// kernel takes at most `n` bytes, the ones the client reads (0: the
-    /// write is refused, `WouldBlock`). Reported with `handle_written`; then
-    /// the timer is re-armed when output remains, or the session is told
-    /// the queue is empty.
+    /// One write attempt of the server: the kernel takes at most `n` bytes,
+    /// the ones the client reads (0: the write is refused, `WouldBlock`).
     pub fn write(&mut self, n: usize) {
-        if self.closed || self.session.output().is_empty() {
+        if self.closed || self.queued() == 0 {
             return;
         }
-        assert!(
-            !self.write_shut,
-            "output queued after the write side was shut"
-        );
-        let out = self.session.output();
-        let take = n.min(out.len());
-        if take > 0 {
-            let bytes = out.to_vec();
-            out.consume(take);
-            self.wire.push(&bytes[..take]);
-        }
-        self.written(take);
-        if self.session.output().is_empty() {
-            self.flushed();
-        } else {
-            // Output stays queued: arm the send timeout.
-            self.sync_timer();
-        }
-        self.settle();
-    }
-
-    /// Reports a write attempt in which the kernel took `n` bytes, and
-    /// keeps the harness's account of write progress.
-    fn written(&mut self, n: usize) {
-        let now = self.world.now;
-        self.session.handle_written(n, now, &self.world.config);
-        if self.session.output().is_empty() {
-            self.progress_at = None;
-        } else if n > 0 || self.progress_at.is_none() {
-            self.progress_at = Some(now);
-        }
-    }
-
-    /// Re-arms the timer at the session's next deadline (`sync_timer`).
-    fn sync_timer(&mut self) {
-        self.armed = if self.closed {
-            None
-        } else {
-            self.session.next_deadline()
-        };
+        self.kernel.allowance = n;
+        self.engine.handle_writable(self.conn);
+        self.turn(false);
     }
 
     /// Writes everything queued, including what the session queues when
     /// told the queue is empty (the loop writes that on its next turn).
     pub fn write_all(&mut self) {
         for _ in 0..1000 {
-            if self.closed || self.session.output().is_empty() {
+            if self.closed || self.queued() == 0 {
                 return;
             }
             self.write(usize::MAX);
@@ -961,16 +987,14 @@ impl Rig {
         panic!("the output never drains");
     }
 
-    fn flushed(&mut self) {
-        if self.call(|s, ctx| s.handle_flushed(ctx)) {
-            self.write_shut = true;
-        }
-    }
-
     /// The client shuts its write side.
     pub fn eof(&mut self) {
+        if self.eof_sent {
+            return;
+        }
         self.eof_sent = true;
-        self.settle();
+        // The FIN raises a readable edge.
+        self.turn(true);
     }
 
     /// The server shuts down.
@@ -979,104 +1003,107 @@ impl Rig {
             return;
         }
         self.shutdown = true;
-        self.call(|s, ctx| s.handle_shutdown(ctx));
-        self.settle();
+        self.engine.handle_shutdown(self.now, &mut self.kernel);
+        self.after_call();
+        self.turn(false);
     }
 
-    /// After any call: fan out, read what the session wants, close when it
-    /// is done, and check the invariants that hold between calls; then end
-    /// the turn as the loop does: re-arm the timer, and try to write what is
-    /// queued, which the kernel refuses (the client reads only in
-    /// [`Rig::write`]).
-    fn settle(&mut self) {
-        self.settle_calls();
-        if self.closed {
-            self.armed = None;
-            return;
-        }
-        if self.session.output().is_empty() {
-            self.progress_at = None;
-        } else {
-            self.written(0);
-        }
-        self.sync_timer();
-    }
-
-    fn settle_calls(&mut self) {
+    /// Loop turns, as `server/mod.rs` runs them, until the engine asks for
+    /// none at once: read (on an edge, or when the engine lists the
+    /// connection as unread), fire due deadlines, write what is pending.
+    fn turn(&mut self, mut edge: bool) {
         for _ in 0..10_000 {
-            if self.closed {
-                self.world.published.clear();
+            if edge {
+                self.read();
+            }
+            edge = self.engine.take_unread().contains(&self.conn);
+            if edge {
+                self.read();
+            }
+            self.engine.handle_timeout(self.now, &mut self.kernel);
+            self.after_call();
+            self.engine.end_turn(self.now, &mut self.kernel);
+            self.after_call();
+            // Nothing due at once: the loop would wait in `poll`.
+            if self.engine.poll_at() != Some(Instant::ZERO) {
                 return;
             }
-            self.check();
-            self.world.tracer.events.clear();
-            // Fan-out, as `after_session_call` does.
-            if !self.world.published.is_empty() {
-                let msgs = std::mem::take(&mut self.world.published);
-                for msg in msgs {
-                    let mut subs = Vec::new();
-                    self.world.hub.subscribers(&msg.topic, &mut subs);
-                    if subs.contains(&CONN) && !self.closed {
-                        self.call(|s, ctx| s.handle_message(&msg, ctx));
-                        self.check();
-                    }
-                }
+            edge = false;
+        }
+        panic!("the engine keeps producing work without input");
+    }
+
+    /// Reads the client's bytes as `read_conn` does: until `WouldBlock`,
+    /// only while the engine wants to, at most [`READ_CHUNK`] at a time.
+    fn read(&mut self) {
+        for _ in 0..16 {
+            if self.closed {
+                return;
+            }
+            if !self.engine.wants_read(self.conn) {
+                return self.engine.handle_read_stopped(self.conn, false);
+            }
+            if !self.backlog.is_empty() {
+                let n = self.backlog.len().min(READ_CHUNK);
+                let chunk: Vec<u8> = self.backlog.drain(..n).collect();
+                self.kernel.wire.delivered += n as u64;
+                let (now, conn) = (self.now, self.conn);
+                self.engine
+                    .handle_read(now, conn, &chunk, false, &mut self.kernel);
+                self.after_call();
                 continue;
             }
-            match self.session.lifecycle() {
-                Lifecycle::Closed => {
-                    self.closed_unread = !self.session.output().is_empty();
-                    self.call(|s, ctx| s.handle_close(ctx));
-                    assert!(
-                        self.session.output().is_empty(),
-                        "output left after handle_close"
-                    );
-                    self.closed = true;
-                    self.check_holds();
-                    return;
-                }
-                Lifecycle::Closing if self.session.output().is_empty() => {
-                    self.flushed();
-                    continue;
-                }
-                _ => {}
+            if self.eof_sent {
+                self.eof_delivered = true;
+                let (now, conn) = (self.now, self.conn);
+                self.engine.handle_eof(now, conn, &mut self.kernel);
+                return self.after_call();
             }
-            // Read, as `read_conn` does: only while the session wants to.
-            if self.session.wants_read() {
-                if !self.backlog.is_empty() {
-                    let n = self.backlog.len().min(READ_CHUNK);
-                    let chunk: Vec<u8> = self.backlog.drain(..n).collect();
-                    self.wire.delivered += n as u64;
-                    self.call(|s, ctx| s.handle_input(&chunk, ctx));
-                    continue;
-                }
-                if self.eof_sent && !self.eof_delivered {
-                    self.eof_delivered = true;
-                    self.call(|s, ctx| s.handle_eof(ctx));
-                    continue;
-                }
-            }
+            return self.engine.handle_read_drained(self.conn);
+        }
+        self.engine.handle_read_stopped(self.conn, true);
+    }
+
+    /// After every engine call: note a close, keep the account of write
+    /// progress, and check the invariants.
+    fn after_call(&mut self) {
+        if self.kernel.closed && !self.closed {
+            self.closed = true;
+            self.closed_unread = self.kernel.closed_unsent;
+            assert!(
+                self.session().is_none(),
+                "the engine closed the socket and kept the session"
+            );
+        }
+        if self.closed {
+            self.check_holds();
             return;
         }
-        panic!("the session keeps producing work without input");
+        if self.queued() == 0 {
+            self.kernel.progress_at = None;
+        }
+        self.check();
     }
 
     /// Invariants that hold after every call.
     fn check(&mut self) {
-        let now = self.session.lifecycle();
+        let Some(s) = self.session() else {
+            return;
+        };
+        let now = s.lifecycle();
+        let queued = s.output().len();
         assert!(
             rank(now) >= rank(self.lifecycle),
             "lifecycle went back from {:?} to {now:?}",
             self.lifecycle
         );
         self.lifecycle = now;
-        let queued = self.session.output().len();
+        let max = self.engine.config().max_queued_bytes;
         assert!(
-            queued <= self.world.config.max_queued_bytes + QUEUE_SLACK,
-            "{queued} bytes queued, limit {}",
-            self.world.config.max_queued_bytes
+            queued <= max + QUEUE_SLACK,
+            "{queued} bytes queued, limit {max}"
         );
-        if self.write_shut {
+        if self.kernel.write_shut {
             assert_eq!(queued, 0, "output queued after the write side was shut");
         }
         self.check_holds();
@@ -1084,7 +1111,7 @@ impl Rig {
 
     /// Every long-poll hold ends exactly one way.
     fn check_holds(&self) {
-        let c = self.world.stats.get(Transport::LongPoll);
+        let c = self.stats().get(Transport::LongPoll);
         assert!(
             c.holds_active <= 1,
             "{} holds on one connection",
@@ -1119,19 +1146,16 @@ impl Rig {
         self.write_all();
         // Nothing stays queued once the client reads everything.
         if !self.closed {
-            assert!(self.session.output().is_empty());
+            assert_eq!(self.queued(), 0);
         }
         // A slow consumer, or a client that stopped reading, is cut, queued
         // answers and all (by design).
         let cut = self.cut();
-        if !self.wire.saw_head && !self.closed_unread && !cut {
-            assert_eq!(
-                self.wire.partial(),
-                0,
-                "the output ends inside a response head"
-            );
+        let wire = &self.kernel.wire;
+        if !wire.saw_head && !self.closed_unread && !cut {
+            assert_eq!(wire.partial(), 0, "the output ends inside a response head");
         }
-        if !self.wire.exact || self.wire.is_streaming() || self.wire.is_closed() {
+        if !wire.exact || wire.is_streaming() || wire.is_closed() {
             return;
         }
         if self.closed && (self.eof_delivered || self.shutdown || self.closed_unread) {
@@ -1142,12 +1166,12 @@ impl Rig {
         }
         // Keep-alive, not streaming, time run out: every request the session
         // received was answered, once, in order.
+        let lifecycle = self.lifecycle;
         assert_eq!(
-            self.wire.unanswered_delivered(),
+            wire.unanswered_delivered(),
             0,
-            "requests received but never answered (closed: {}, lifecycle {:?})",
+            "requests received but never answered (closed: {}, lifecycle {lifecycle:?})",
             self.closed,
-            self.session.lifecycle()
         );
     }
 }
