@@ -50,6 +50,14 @@ pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// `--allow-origin` in browsers for long.
 pub const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 
+/// Bytes of a message being assembled (a publish body, a fragmented or
+/// partly received WebSocket message) that one connection may hold without
+/// counting against `--assembly-memory`, so that small messages split across
+/// reads pass even when large ones have used the budget up. Times
+/// `--max-connections` (10,000 × 16 KiB = 160 MiB at the defaults), it is
+/// of the order of the other per-connection bounds ([`MAX_PIPELINED_BYTES`]).
+pub const ASSEMBLY_ALLOWANCE: usize = 16 * 1024;
+
 /// Everything the server needs to know, with documented defaults.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -59,6 +67,20 @@ pub struct Config {
     pub history: usize,
     /// Longest a message is kept (`--history-ttl`).
     pub history_ttl: Duration,
+    /// Most bytes of history kept over all topics (`--history-memory`);
+    /// past it the oldest messages of the whole hub are evicted (readers
+    /// are told how many they `missed`). See `hub::Message::kept_cost`.
+    pub history_memory: usize,
+    /// Most topics with kept messages, and most with subscribers
+    /// (`--max-topics`). A publish to a new topic past it evicts the oldest
+    /// history; a subscription to a new topic past it gets `503`.
+    pub max_topics: usize,
+    /// Most bytes held server-wide by messages being assembled: publish
+    /// bodies being read and WebSocket messages being reassembled
+    /// (`--assembly-memory`). Past it a new large message is refused: `503`
+    /// for a publish body, close `1013` (try again later) for a WebSocket.
+    /// Each connection may hold [`ASSEMBLY_ALLOWANCE`] without counting.
+    pub assembly_memory: usize,
     /// Largest published message in bytes (`--max-message`) → `413`.
     pub max_message: usize,
     /// Most open client connections (`--max-connections`) → `503`.
@@ -109,6 +131,9 @@ impl Default for Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             history: 1024,
             history_ttl: Duration::from_secs(3600),
+            history_memory: crate::hub::DEFAULT_HISTORY_MEMORY,
+            max_topics: crate::hub::DEFAULT_MAX_TOPICS,
+            assembly_memory: 64 * 1024 * 1024,
             max_message: 64 * 1024,
             max_connections: 10_000,
             head_timeout: Duration::from_secs(10),

@@ -25,8 +25,10 @@
 //! sharing topics through a broker) is another implementation of the same
 //! trait.
 
-use std::cell::OnceCell;
-use std::collections::{HashMap, HashSet, VecDeque};
+mod log;
+
+use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::BuildHasherDefault;
 use std::rc::Rc;
@@ -35,18 +37,29 @@ use std::time::Duration;
 pub use crate::ids::{base36, is_valid_topic, Cursor, IdHasher};
 use crate::time::Instant;
 
+pub use log::{MemoryLog, FORGOTTEN_BUCKETS};
+
 /// Who is subscribed: the server uses the connection's token.
 pub type SubscriberId = usize;
 
-/// Most topics a hub tracks at once; publishing to or subscribing to a new
-/// topic past it fails with [`HubError::TooManyTopics`] (→ `503`).
-pub const MAX_TOPICS: usize = 100_000;
+/// Most topics with kept messages, and most topics with subscribers, a hub
+/// tracks at once, unless told otherwise (`--max-topics`). A publish to a
+/// new topic past it evicts the oldest history of the hub until a topic
+/// frees its slot; a subscription to a new topic past it fails with
+/// [`HubError::TooManyTopics`] (→ `503`) until a subscriber leaves.
+pub const DEFAULT_MAX_TOPICS: usize = 100_000;
+
+/// Most bytes of history a hub keeps over all topics, unless told otherwise
+/// (`--history-memory`; see [`Message::kept_cost`]).
+pub const DEFAULT_HISTORY_MEMORY: usize = 256 * 1024 * 1024;
 
 /// One published message, shared (`Rc`) by the history and every subscriber.
 ///
-/// Each transport's encoding of the message is made the first time it is
-/// asked for and then shared, so fan-out to any number of subscribers encodes
-/// once per transport.
+/// Each transport's encoding of the message is made the first time the
+/// fan-out asks for it and shared by every subscriber, then dropped when the
+/// fan-out is over (`session::encoded`), so what a kept message costs does
+/// not depend on its content nor on how many transports read it
+/// ([`Message::kept_cost`]).
 pub struct Message {
     pub topic: Rc<str>,
     pub seq: u64,
@@ -54,19 +67,72 @@ pub struct Message {
     pub id: Box<str>,
     pub data: Box<str>,
     pub published_at: Instant,
-    /// Encodings made on first use (see `session::encoded`).
+    /// Encodings shared during the fan-out (see `session::encoded`).
     pub encoded: EncodedForms,
 }
 
-/// Lazily built, shared wire forms of one message.
+/// Bytes a kept message costs beyond its data and id: the message itself
+/// and its reference counts, its slot in the topic's ring, its entries in
+/// the log's id-order queue (at most two, see `MemoryLog`), and the
+/// allocator's headers of data and id.
+pub const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Message>() + 16 + 8 + 2 * 32 + 2 * 16;
+
+impl Message {
+    /// What keeping this message costs in the `--history-memory`
+    /// accounting: its data and id plus [`MESSAGE_OVERHEAD`]. No encoding
+    /// is kept with it, so this is the whole cost whatever the content
+    /// (control characters that JSON escapes sixfold, newlines that SSE
+    /// prefixes with `data:`) and however many transports read it.
+    pub fn kept_cost(&self) -> usize {
+        self.data.len() + self.id.len() + MESSAGE_OVERHEAD
+    }
+}
+
+/// The wire forms of one message, made and emptied by `session::encoded`
+/// (the one module that knows what each holds).
 #[derive(Default)]
 pub struct EncodedForms {
-    pub json: OnceCell<Rc<[u8]>>,
+    pub json: Slot,
     /// `,` then the JSON: the message after the first in a poll body.
-    pub json_list_item: OnceCell<Rc<[u8]>>,
-    pub sse_single: OnceCell<Rc<[u8]>>,
-    pub sse_multi: OnceCell<Rc<[u8]>>,
-    pub ws_frame: OnceCell<Rc<[u8]>>,
+    pub json_list_item: Slot,
+    pub sse_single: Slot,
+    pub sse_multi: Slot,
+    pub ws_frame: Slot,
+    /// The fan-out is over: encodings are no longer kept.
+    pub sealed: Cell<bool>,
+}
+
+/// One cached encoding, or none.
+#[derive(Default)]
+pub struct Slot(Cell<Option<Rc<[u8]>>>);
+
+impl Slot {
+    /// The cached bytes, if any (a refcount bump).
+    pub fn get(&self) -> Option<Rc<[u8]>> {
+        let bytes = self.0.take();
+        self.0.set(bytes.clone());
+        bytes
+    }
+
+    /// Caches `bytes`.
+    pub fn set(&self, bytes: Rc<[u8]>) {
+        self.0.set(Some(bytes));
+    }
+
+    /// Drops the cached bytes; returns how many there were.
+    pub fn clear(&self) -> usize {
+        self.0.take().map_or(0, |b| b.len())
+    }
+
+    /// Bytes cached.
+    pub fn len(&self) -> usize {
+        self.get().map_or(0, |b| b.len())
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl fmt::Debug for Message {
@@ -93,12 +159,26 @@ pub struct Batch {
     pub next_seq: u64,
 }
 
+/// What a hub keeps now, against its bounds (`/stats`, `/metrics`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Accounted bytes of kept history (messages, eviction records, topics).
+    pub history_bytes: usize,
+    /// `--history-memory`.
+    pub history_limit: usize,
+    pub kept_messages: usize,
+    /// Topics that keep at least one message.
+    pub topics_kept: usize,
+    /// Topics with at least one subscriber.
+    pub topics_subscribed: usize,
+}
+
 /// Why a publish or subscribe was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HubError {
     /// The topic name breaks the `[A-Za-z0-9._~-]{1,128}` rule.
     InvalidTopic,
-    /// The hub already tracks [`MAX_TOPICS`] topics.
+    /// `--max-topics` topics already have subscribers.
     TooManyTopics,
 }
 
@@ -118,7 +198,9 @@ impl fmt::Display for HubError {
             HubError::InvalidTopic => {
                 f.write_str("topic must be 1-128 bytes of A-Z a-z 0-9 . _ ~ -")
             }
-            HubError::TooManyTopics => write!(f, "the hub already tracks {MAX_TOPICS} topics"),
+            HubError::TooManyTopics => {
+                f.write_str("too many topics have subscribers (--max-topics); try again later")
+            }
         }
     }
 }
@@ -142,8 +224,11 @@ pub trait Hub {
     fn unsubscribe(&mut self, topic: &str, sub: SubscriberId);
     /// Appends the subscribers of `topic` to `out`.
     fn subscribers(&self, topic: &str, out: &mut Vec<SubscriberId>);
-    /// Evicts messages older than the history TTL.
+    /// Evicts messages older than the history TTL; topics left with no
+    /// message are reclaimed.
     fn expire(&mut self, now: Instant);
+    /// What the hub keeps, for `/stats`.
+    fn usage(&self) -> Usage;
     /// Formats `E-seq` for this hub.
     fn format_id(&self, seq: u64) -> String {
         crate::ids::format_id(self.epoch(), seq)
@@ -153,56 +238,27 @@ pub trait Hub {
 /// A set of subscriber ids.
 type IdSet = HashSet<SubscriberId, BuildHasherDefault<IdHasher>>;
 
-/// One topic's state.
-#[derive(Default)]
-struct TopicState {
-    name: Option<Rc<str>>,
-    /// Kept messages, oldest first, ascending `seq`.
-    history: VecDeque<Rc<Message>>,
-    /// Ids of evicted messages, ascending, at most `capacity` of them.
-    evicted: VecDeque<u64>,
-    /// The largest id that fell off `evicted` (0 if none did): evictions
-    /// after a cursor older than this can only be counted as "at least one".
-    forgotten_upto: u64,
-    subscribers: IdSet,
+/// Who listens to which topic: the subscriber half of the hub. A topic is
+/// here only while someone subscribes to it.
+struct Registry {
+    topics: HashMap<Rc<str>, IdSet>,
+    /// Most topics with subscribers at once (`--max-topics`).
+    max_topics: usize,
 }
 
-impl TopicState {
-    fn evict_front(&mut self, capacity: usize) {
-        if let Some(m) = self.history.pop_front() {
-            self.evicted.push_back(m.seq);
-            while self.evicted.len() > capacity.max(1) {
-                if let Some(seq) = self.evicted.pop_front() {
-                    self.forgotten_upto = seq;
-                }
-            }
-        }
-    }
-
-    /// Evicted messages with id > `after`: exact when remembered, else ≥ 1.
-    fn missed_after(&self, after: u64) -> u64 {
-        let remembered = self.evicted.len() - self.evicted.partition_point(|&s| s <= after);
-        let forgotten = u64::from(after < self.forgotten_upto);
-        remembered as u64 + forgotten
-    }
-
-    fn is_unused(&self) -> bool {
-        self.history.is_empty() && self.evicted.is_empty() && self.subscribers.is_empty()
-    }
-}
-
-/// The single-process hub.
+/// The single-process hub: a [`Registry`] of subscribers beside a
+/// [`MemoryLog`] of kept messages.
 pub struct MemoryHub {
     epoch: String,
     seq: u64,
-    capacity: usize,
-    ttl: Duration,
-    topics: HashMap<Rc<str>, TopicState>,
+    log: MemoryLog,
+    registry: Registry,
 }
 
 impl MemoryHub {
     /// A hub whose ids start with `epoch` (ASCII alphanumeric), keeping at
-    /// most `capacity` messages per topic for at most `ttl`.
+    /// most `capacity` messages per topic for at most `ttl`, within the
+    /// default `--history-memory` and `--max-topics` (see [`MemoryHub::with_limits`]).
     pub fn new(epoch: &str, capacity: usize, ttl: Duration) -> MemoryHub {
         assert!(
             !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_alphanumeric()),
@@ -211,53 +267,43 @@ impl MemoryHub {
         MemoryHub {
             epoch: epoch.to_string(),
             seq: 0,
-            capacity,
-            ttl,
-            topics: HashMap::new(),
+            log: MemoryLog::new(capacity, ttl, DEFAULT_HISTORY_MEMORY, DEFAULT_MAX_TOPICS),
+            registry: Registry {
+                topics: HashMap::new(),
+                max_topics: DEFAULT_MAX_TOPICS,
+            },
         }
     }
 
-    /// Number of topics tracked.
+    /// The same hub (still empty) keeping at most `history_memory` bytes of
+    /// history over all topics, and at most `max_topics` topics with kept
+    /// messages and as many with subscribers.
+    pub fn with_limits(mut self, history_memory: usize, max_topics: usize) -> MemoryHub {
+        let (capacity, ttl) = (self.log.capacity(), self.log.ttl());
+        self.log = MemoryLog::new(capacity, ttl, history_memory, max_topics);
+        self.registry.max_topics = max_topics;
+        self
+    }
+
+    /// Topics tracked: with kept messages, subscribers, or both.
     pub fn topic_count(&self) -> usize {
-        self.topics.len()
+        let only_subscribed = self
+            .registry
+            .topics
+            .keys()
+            .filter(|t| !self.log.has_topic(t))
+            .count();
+        self.log.topic_count() + only_subscribed
     }
 
     /// Messages kept in `topic`.
     pub fn kept(&self, topic: &str) -> usize {
-        self.topics.get(topic).map_or(0, |t| t.history.len())
+        self.log.kept(topic)
     }
 
-    fn topic_mut(&mut self, topic: &str) -> Result<&mut TopicState, HubError> {
-        if !is_valid_topic(topic) {
-            return Err(HubError::InvalidTopic);
-        }
-        if !self.topics.contains_key(topic) {
-            if self.topics.len() >= MAX_TOPICS {
-                return Err(HubError::TooManyTopics);
-            }
-            let name: Rc<str> = Rc::from(topic);
-            let state = TopicState {
-                name: Some(name.clone()),
-                ..TopicState::default()
-            };
-            self.topics.insert(name, state);
-        }
-        Ok(self.topics.get_mut(topic).expect("inserted above"))
-    }
-
-    fn expire_topic(state: &mut TopicState, capacity: usize, ttl: Duration, now: Instant) {
-        while let Some(front) = state.history.front() {
-            if now.saturating_since(front.published_at) <= ttl {
-                break;
-            }
-            state.evict_front(capacity);
-        }
-    }
-
-    fn drop_if_unused(&mut self, topic: &str) {
-        if self.topics.get(topic).is_some_and(TopicState::is_unused) {
-            self.topics.remove(topic);
-        }
+    /// The message log (history and its bounds).
+    pub fn log(&self) -> &MemoryLog {
+        &self.log
     }
 }
 
@@ -271,98 +317,66 @@ impl Hub for MemoryHub {
     }
 
     fn publish(&mut self, topic: &str, data: &str, now: Instant) -> Result<Rc<Message>, HubError> {
-        let capacity = self.capacity;
-        let ttl = self.ttl;
+        if !is_valid_topic(topic) {
+            return Err(HubError::InvalidTopic);
+        }
         let seq = self.seq + 1;
         let id = crate::ids::format_id(&self.epoch, seq).into_boxed_str();
-        let state = self.topic_mut(topic)?;
-        let message = Rc::new(Message {
-            topic: state.name.clone().expect("named at creation"),
-            seq,
-            id,
-            data: data.into(),
-            published_at: now,
-            encoded: EncodedForms::default(),
-        });
-        Self::expire_topic(state, capacity, ttl, now);
-        if capacity == 0 {
-            // History disabled: the message is delivered live and at once
-            // counts as evicted for any later reader.
-            state.history.push_back(message.clone());
-            state.evict_front(1);
-        } else {
-            state.history.push_back(message.clone());
-            while state.history.len() > capacity {
-                state.evict_front(capacity);
-            }
-        }
+        let message = self.log.append(topic, seq, id, data, now)?;
         self.seq = seq;
         Ok(message)
     }
 
     fn read(&mut self, topics: &[Rc<str>], cursor: &Cursor, now: Instant) -> Batch {
-        let head = self.seq;
-        let (after, reset) = match cursor {
-            Cursor::Now => {
-                return Batch {
-                    next_seq: head,
-                    ..Batch::default()
-                }
-            }
-            Cursor::All => (0, false),
-            Cursor::After { epoch, seq } => {
-                if *epoch != self.epoch || *seq > head {
-                    (0, true)
-                } else {
-                    (*seq, false)
-                }
-            }
-        };
-        let mut batch = Batch {
-            reset,
-            next_seq: head,
-            ..Batch::default()
-        };
-        let (capacity, ttl) = (self.capacity, self.ttl);
-        for name in topics {
-            let Some(state) = self.topics.get_mut(&**name) else {
-                continue;
-            };
-            Self::expire_topic(state, capacity, ttl, now);
-            let start = state.history.partition_point(|m| m.seq <= after);
-            batch.messages.extend(state.history.range(start..).cloned());
-            if matches!(cursor, Cursor::After { .. }) && !reset {
-                batch.missed += state.missed_after(after);
-            }
-        }
-        if topics.len() > 1 {
-            batch.messages.sort_unstable_by_key(|m| m.seq);
-        }
-        batch
+        self.log.read(topics, cursor, self.seq, &self.epoch, now)
     }
 
     fn subscribe(&mut self, topic: &str, sub: SubscriberId) -> Result<(), HubError> {
-        self.topic_mut(topic)?.subscribers.insert(sub);
+        if !is_valid_topic(topic) {
+            return Err(HubError::InvalidTopic);
+        }
+        let registry = &mut self.registry;
+        if let Some(subs) = registry.topics.get_mut(topic) {
+            subs.insert(sub);
+            return Ok(());
+        }
+        if registry.topics.len() >= registry.max_topics {
+            return Err(HubError::TooManyTopics);
+        }
+        registry
+            .topics
+            .entry(Rc::from(topic))
+            .or_default()
+            .insert(sub);
         Ok(())
     }
 
     fn unsubscribe(&mut self, topic: &str, sub: SubscriberId) {
-        if let Some(state) = self.topics.get_mut(topic) {
-            state.subscribers.remove(&sub);
+        if let Some(subs) = self.registry.topics.get_mut(topic) {
+            subs.remove(&sub);
+            if subs.is_empty() {
+                self.registry.topics.remove(topic);
+            }
         }
-        self.drop_if_unused(topic);
     }
 
     fn subscribers(&self, topic: &str, out: &mut Vec<SubscriberId>) {
-        if let Some(state) = self.topics.get(topic) {
-            out.extend(state.subscribers.iter().copied());
+        if let Some(subs) = self.registry.topics.get(topic) {
+            out.extend(subs.iter().copied());
         }
     }
 
     fn expire(&mut self, now: Instant) {
-        let (capacity, ttl) = (self.capacity, self.ttl);
-        for state in self.topics.values_mut() {
-            Self::expire_topic(state, capacity, ttl, now);
+        self.log.expire(now);
+    }
+
+    fn usage(&self) -> Usage {
+        Usage {
+            history_bytes: self.log.history_bytes(),
+            history_limit: self.log.memory_limit(),
+            kept_messages: self.log.kept_total(),
+            topics_kept: self.log.topic_count(),
+            topics_subscribed: self.registry.topics.len(),
         }
     }
 }

@@ -49,6 +49,18 @@ struct ServeArgs {
     /// Longest a message is kept.
     #[arg(long, default_value = "1h", value_parser = duration)]
     history_ttl: std::time::Duration,
+    /// Most bytes of history kept over all topics; past it the oldest
+    /// messages of the hub are evicted (reported as `missed`).
+    #[arg(long, default_value = "256MiB", value_parser = size)]
+    history_memory: usize,
+    /// Most topics with kept messages (past it the oldest history gives way)
+    /// and most topics with subscribers (past it a new subscription → 503).
+    #[arg(long, default_value = "100000")]
+    max_topics: usize,
+    /// Most bytes held server-wide by publish bodies being read and WebSocket
+    /// messages being reassembled → 503 / close 1013 past it.
+    #[arg(long, default_value = "64MiB", value_parser = size)]
+    assembly_memory: usize,
     /// Largest published message (bytes, KiB, MiB) → 413.
     #[arg(long, default_value = "64KiB", value_parser = size)]
     max_message: usize,
@@ -106,6 +118,9 @@ impl ServeArgs {
             addr: self.addr,
             history: self.history,
             history_ttl: self.history_ttl,
+            history_memory: self.history_memory,
+            max_topics: self.max_topics,
+            assembly_memory: self.assembly_memory,
             max_message: self.max_message,
             max_connections: self.max_connections,
             head_timeout: self.head_timeout,

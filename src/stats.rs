@@ -114,6 +114,50 @@ impl Counters {
     }
 }
 
+/// What the server holds in memory against its server-wide budgets: kept
+/// history (`--history-memory`) and messages being assembled
+/// (`--assembly-memory`). Read from the hub and the budget at each request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Memory {
+    pub history: crate::hub::Usage,
+    pub assembling_bytes: usize,
+    pub assembly_limit: usize,
+    /// Messages refused because `--assembly-memory` was spent.
+    pub assembly_refusals: u64,
+}
+
+impl Memory {
+    fn to_json(self) -> serde_json::Value {
+        let h = self.history;
+        serde_json::json!({
+            "history_bytes": h.history_bytes,
+            "history_limit": h.history_limit,
+            "kept_messages": h.kept_messages,
+            "topics_kept": h.topics_kept,
+            "topics_subscribed": h.topics_subscribed,
+            "assembling_bytes": self.assembling_bytes,
+            "assembly_limit": self.assembly_limit,
+            "assembly_refusals": self.assembly_refusals,
+        })
+    }
+
+    fn write_prometheus(self, s: &mut String) {
+        let h = self.history;
+        for (name, kind, v) in [
+            ("history_bytes", "gauge", h.history_bytes as u64),
+            ("history_limit_bytes", "gauge", h.history_limit as u64),
+            ("kept_messages", "gauge", h.kept_messages as u64),
+            ("topics_kept", "gauge", h.topics_kept as u64),
+            ("topics_subscribed", "gauge", h.topics_subscribed as u64),
+            ("assembling_bytes", "gauge", self.assembling_bytes as u64),
+            ("assembly_limit_bytes", "gauge", self.assembly_limit as u64),
+            ("assembly_refusals_total", "counter", self.assembly_refusals),
+        ] {
+            let _ = writeln!(s, "# TYPE pushlab_{name} {kind}\npushlab_{name} {v}");
+        }
+    }
+}
+
 /// Counters of every transport, plus server-wide ones.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
@@ -161,7 +205,7 @@ impl Stats {
     }
 
     /// `/stats` as JSON.
-    pub fn to_json(&self, epoch: &str, head: u64, uptime: Duration) -> Vec<u8> {
+    pub fn to_json(&self, epoch: &str, head: u64, uptime: Duration, memory: Memory) -> Vec<u8> {
         let mut transports = serde_json::Map::new();
         for t in Transport::ALL {
             let c = self.get(t);
@@ -237,13 +281,14 @@ impl Stats {
             "connections_refused": self.connections_refused,
             "accept_errors": self.accept_errors,
             "errors_sent": self.errors_sent,
+            "memory": memory.to_json(),
             "transports": transports,
         });
         serde_json::to_vec(&doc).unwrap_or_default()
     }
 
     /// `/metrics` in the Prometheus text exposition format.
-    pub fn to_prometheus(&self) -> Vec<u8> {
+    pub fn to_prometheus(&self, memory: Memory) -> Vec<u8> {
         let mut s = String::new();
         let series: [Series; 21] = [
             ("sockets_opened_total", "Sockets opened", |c| {
@@ -347,6 +392,7 @@ impl Stats {
         ] {
             let _ = writeln!(s, "# TYPE pushlab_{name} counter\npushlab_{name} {v}");
         }
+        memory.write_prometheus(&mut s);
         s.into_bytes()
     }
 }

@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use crate::config::Config;
 use crate::hub::{Hub, MemoryHub, Message};
-use crate::session::{Ctx, Session};
+use crate::session::{Assembly, Ctx, Session};
 use crate::stats::{Stats, Tracer};
 use crate::timers::Instant;
 
@@ -27,6 +27,8 @@ pub struct Rig {
     pub tracer: Tracer,
     /// Messages the sessions published; nobody fans them out unless asked.
     pub published: Vec<Rc<Message>>,
+    /// The budget for messages being assembled.
+    pub assembly: Assembly,
     /// The virtual clock: the `now` of the next [`Rig::ctx`].
     pub now: Instant,
 }
@@ -35,7 +37,9 @@ impl Rig {
     /// A hub of epoch [`EPOCH`] keeping `config.history` messages per topic,
     /// tracing on (so the trace closures run too), the clock at zero.
     pub fn new(config: Config) -> Rig {
-        let hub = MemoryHub::new(EPOCH, config.history, config.history_ttl);
+        let hub = MemoryHub::new(EPOCH, config.history, config.history_ttl)
+            .with_limits(config.history_memory, config.max_topics);
+        let assembly = Assembly::new(config.assembly_memory);
         Rig {
             config,
             hub,
@@ -45,6 +49,7 @@ impl Rig {
                 ..Tracer::default()
             },
             published: Vec::new(),
+            assembly,
             now: Instant::ZERO,
         }
     }
@@ -52,7 +57,8 @@ impl Rig {
     /// The same rig with a hub that keeps `history` messages per topic,
     /// whatever `config.history` says.
     pub fn with_history(mut self, history: usize) -> Rig {
-        self.hub = MemoryHub::new(EPOCH, history, self.config.history_ttl);
+        self.hub = MemoryHub::new(EPOCH, history, self.config.history_ttl)
+            .with_limits(self.config.history_memory, self.config.max_topics);
         self
     }
 
@@ -71,6 +77,7 @@ impl Rig {
             stats: &mut self.stats,
             tracer: &mut self.tracer,
             published: &mut self.published,
+            assembly: &mut self.assembly,
             started: Instant::ZERO,
         }
     }

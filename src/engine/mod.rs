@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use crate::config::{Config, MAX_IOVECS, SHUTDOWN_GRACE};
 use crate::hub::{Hub, HubError, MemoryHub, Message};
-use crate::session::{Ctx, Lifecycle, Session};
+use crate::session::{Assembly, Ctx, Lifecycle, Session};
 use crate::stats::{Stats, TraceEvent, Tracer, Transport};
 use crate::timers::{Instant, Timers};
 use conns::{Conn, Conns};
@@ -147,6 +147,8 @@ pub struct Engine {
     /// read again now that they want to.
     unread: Vec<ConnId>,
     published: Vec<Rc<Message>>,
+    /// Bytes held by messages being assembled (`--assembly-memory`).
+    assembly: Assembly,
     fanout: VecDeque<Rc<Message>>,
     /// A fan-out is running: a session call made from inside it (a write
     /// that answers a pipelined publish, say) queues what it publishes and
@@ -162,7 +164,8 @@ impl Engine {
     /// An engine started at `now` whose hub ids begin with `epoch` (the
     /// shell chooses it, so that a replay can give the same one).
     pub fn new(config: Config, epoch: &str, now: Instant) -> Engine {
-        let hub = MemoryHub::new(epoch, config.history, config.history_ttl);
+        let hub = MemoryHub::new(epoch, config.history, config.history_ttl)
+            .with_limits(config.history_memory, config.max_topics);
         Engine::with_hub(config, Box::new(hub), now)
     }
 
@@ -182,6 +185,7 @@ impl Engine {
             dirty: Vec::new(),
             unread: Vec::new(),
             published: Vec::new(),
+            assembly: Assembly::new(config.assembly_memory),
             fanout: VecDeque::new(),
             fanning_out: false,
             subscribers: Vec::new(),
@@ -465,6 +469,7 @@ impl Engine {
             stats: &mut self.stats,
             tracer: &mut self.tracer,
             published: &mut self.published,
+            assembly: &mut self.assembly,
             started: self.started,
         };
         Some(f(&mut c.session, &mut ctx))
@@ -516,6 +521,8 @@ impl Engine {
                 }
             }
             self.subscribers = subs;
+            // Every subscriber has its bytes: the message keeps no encoding.
+            crate::session::encoded::release(&msg);
         }
         self.fanning_out = false;
     }

@@ -209,7 +209,10 @@ impl Session {
             Route::Stats => {
                 self.count_request(Transport::Http, ctx);
                 let uptime = ctx.now - ctx.started;
-                let body = ctx.stats.to_json(ctx.hub.epoch(), ctx.hub.head(), uptime);
+                let memory = ctx.memory();
+                let body = ctx
+                    .stats
+                    .to_json(ctx.hub.epoch(), ctx.hub.head(), uptime, memory);
                 self.respond_bytes(
                     req,
                     200,
@@ -221,7 +224,7 @@ impl Session {
             }
             Route::Metrics => {
                 self.count_request(Transport::Http, ctx);
-                let body = ctx.stats.to_prometheus();
+                let body = ctx.stats.to_prometheus(ctx.memory());
                 self.respond_bytes(req, 200, "text/plain; version=0.0.4", &[], &body, ctx);
             }
             Route::Publish => {

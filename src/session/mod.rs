@@ -48,7 +48,9 @@
 //!    [`Session::lifecycle`] is [`Lifecycle::Closed`] (after
 //!    [`Session::handle_close`]).
 
+pub mod assembly;
 pub mod cors;
+pub mod encoded;
 pub mod http;
 pub mod long_poll;
 pub mod output;
@@ -72,6 +74,7 @@ use crate::timers::Instant;
 use crate::wire::http1::{BodyDecoder, RequestHead};
 pub use refusal::Refusal;
 
+pub use assembly::Assembly;
 pub use output::OutQueue;
 
 /// How long a closing connection keeps draining client bytes after its
@@ -88,11 +91,23 @@ pub struct Ctx<'a> {
     pub tracer: &'a mut Tracer,
     /// Messages published during the call; the loop fans them out after it.
     pub published: &'a mut Vec<Rc<Message>>,
+    /// The server-wide budget for messages being assembled.
+    pub assembly: &'a mut Assembly,
     /// When the server started (for `/stats` uptime).
     pub started: Instant,
 }
 
 impl Ctx<'_> {
+    /// What the server holds against its memory budgets, for `/stats`.
+    pub fn memory(&self) -> crate::stats::Memory {
+        crate::stats::Memory {
+            history: self.hub.usage(),
+            assembling_bytes: self.assembly.used(),
+            assembly_limit: self.assembly.limit(),
+            assembly_refusals: self.assembly.refusals(),
+        }
+    }
+
     /// Records a trace event for `conn`.
     pub fn trace(
         &mut self,
@@ -196,6 +211,9 @@ pub struct Session {
     /// request ([`cors::allowed_origin`]); `None` (nothing allocated) for a
     /// same-origin request or when `--allow-origin` is not set.
     cors: Option<Box<str>>,
+    /// Bytes this connection's partial message holds against
+    /// `--assembly-memory` ([`Assembly::charge`]).
+    assembling: usize,
 }
 
 impl Session {
@@ -221,6 +239,7 @@ impl Session {
             write_stall: None,
             peer_eof: false,
             cors: None,
+            assembling: 0,
         }
     }
 
@@ -340,7 +359,10 @@ impl Session {
         match self.state {
             // An SSE client has nothing to say; what it sends is dropped.
             State::Sse(_) | State::Trace(_) => return,
-            State::WebSocket(_) => return self.ws_input(data, ctx),
+            State::WebSocket(_) => {
+                self.ws_input(data, ctx);
+                return self.charge_assembly(ctx);
+            }
             _ => {}
         }
         self.idle_deadline = None;
@@ -351,6 +373,40 @@ impl Session {
         }
         self.input.extend_from_slice(data);
         self.process_input(ctx);
+        self.charge_assembly(ctx);
+    }
+
+    /// Bytes held by a message being assembled: a publish body being read,
+    /// a WebSocket message being reassembled.
+    fn assembling_bytes(&self) -> usize {
+        match &self.state {
+            State::Body { body, .. } => body.capacity(),
+            State::WebSocket(ws) => ws.assembling_bytes(),
+            _ => 0,
+        }
+    }
+
+    /// Charges what the partial message holds to `--assembly-memory`; past
+    /// the budget, refuses the message: `503` for a publish body (and
+    /// close: the rest of the body cannot be told from a next request),
+    /// close `1013` (try again later) for a WebSocket. A message that is
+    /// complete, or refused, holds nothing.
+    fn charge_assembly(&mut self, ctx: &mut Ctx) {
+        let held = self.assembling_bytes();
+        if ctx.assembly.charge(&mut self.assembling, held) {
+            return;
+        }
+        let why = "the server is receiving too many large messages; try again later";
+        match self.state {
+            State::Body { .. } => {
+                let refusal = Refusal::new(503, why).with_header("Retry-After", "1");
+                self.refuse(refusal, true, ctx)
+            }
+            State::WebSocket(_) => self.ws_refuse_message(why, ctx),
+            _ => {}
+        }
+        let held = self.assembling_bytes();
+        ctx.assembly.charge(&mut self.assembling, held);
     }
 
     /// The peer closed its write side (read returned 0).
@@ -493,6 +549,7 @@ impl Session {
         if self.lifecycle == Lifecycle::Open {
             self.restart_read_deadlines(ctx);
             self.process_input(ctx);
+            self.charge_assembly(ctx);
         }
         false
     }
@@ -541,6 +598,7 @@ impl Session {
             State::Trace(_) => self.trace_close(ctx),
             _ => {}
         }
+        ctx.assembly.release(&mut self.assembling);
         let lifetime = ctx.now - self.opened_at;
         ctx.stats.socket_closed(self.transport, lifetime);
         let id = self.id;

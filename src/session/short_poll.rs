@@ -4,37 +4,17 @@
 //! request that finds nothing is an empty response.
 //!
 //! The poll body is also what long polling answers with, so the writer lives
-//! here: the message JSON is made once per message and shared by every
-//! response that carries it.
+//! here; the message JSON comes from [`super::encoded`].
 
 use std::rc::Rc;
 
+use super::encoded;
 use super::http::ReqInfo;
 use super::{Ctx, Session};
-use crate::hub::{Batch, Cursor, Message};
+use crate::hub::{Batch, Cursor};
 use crate::stats::Transport;
 use crate::wire::json;
 use crate::wire::query::Query;
-
-/// The message's JSON object, made on first use and shared.
-pub fn json_of(msg: &Message) -> &Rc<[u8]> {
-    msg.encoded
-        .json
-        .get_or_init(|| json::encode_message(&msg.topic, &msg.id, &msg.data).into())
-}
-
-/// `,` and the message's JSON object: how every message but the first
-/// appears in a poll body, so the separator travels in the shared bytes
-/// instead of costing an iovec of its own. Made on first use and shared.
-pub fn json_list_item_of(msg: &Message) -> &Rc<[u8]> {
-    msg.encoded.json_list_item.get_or_init(|| {
-        let json = json_of(msg);
-        let mut item = Vec::with_capacity(json.len() + 1);
-        item.push(b',');
-        item.extend_from_slice(json);
-        item.into()
-    })
-}
 
 impl Session {
     /// `GET /poll`.
@@ -60,12 +40,22 @@ impl Session {
         ctx: &mut Ctx,
     ) {
         let close = json::poll_close(ctx.hub.epoch(), batch.next_seq, batch.missed, batch.reset);
-        let items = || {
-            let mut it = batch.messages.iter();
-            let first = it.next().map(|m| json_of(m));
-            first.into_iter().chain(it.map(|m| json_list_item_of(m)))
-        };
-        let len = json::POLL_OPEN.len() + close.len() + items().map(|b| b.len()).sum::<usize>();
+        // Made once here (a form made after the fan-out is not kept, so
+        // asking twice would encode twice); empty polls allocate nothing.
+        let items: Vec<Rc<[u8]>> = batch
+            .messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                if i == 0 {
+                    encoded::json(m)
+                } else {
+                    encoded::json_list_item(m)
+                }
+            })
+            .collect();
+        let len =
+            json::POLL_OPEN.len() + close.len() + items.iter().map(|b| b.len()).sum::<usize>();
         self.respond_head(
             req,
             200,
@@ -75,7 +65,7 @@ impl Session {
         );
         if !req.head_only {
             self.out.push_slice(json::POLL_OPEN);
-            for item in items() {
+            for item in &items {
                 self.out.push_shared(item);
             }
             self.out.push_owned(close);

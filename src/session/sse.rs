@@ -22,7 +22,7 @@
 //! the hub cursor, so a browser's automatic reconnection (`Last-Event-ID`)
 //! resumes any set of topics. With one topic the data is the message itself;
 //! with several it is the message's JSON object, which names the topic. Both
-//! encodings are made once per message ([`sse_single_of`], [`sse_multi_of`])
+//! encodings are made once per message ([`encoded::sse_single`], [`encoded::sse_multi`])
 //! and shared by every subscriber: fan-out is a refcount bump.
 //!
 //! House rules:
@@ -55,8 +55,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::cors;
+use super::encoded;
 use super::http::ReqInfo;
-use super::short_poll::json_of;
 use super::{Ctx, Lifecycle, Session, State};
 use crate::hub::{Batch, Cursor, Message};
 use crate::stats::Transport;
@@ -83,28 +83,6 @@ pub const RESET_DATA: &str = "true";
 
 /// `--sse-max-lifetime` is shortened by up to 1/`JITTER_DIVISOR` of itself.
 const JITTER_DIVISOR: u128 = 10;
-
-/// The message as a single-topic event, `id: E-N` then `data:` lines, made
-/// on first use and shared by every stream that writes it.
-pub fn sse_single_of(msg: &Message) -> &Rc<[u8]> {
-    msg.encoded.sse_single.get_or_init(|| {
-        let mut out = Vec::new();
-        encode_event(&mut out, Some(&msg.id), None, &msg.data);
-        out.into()
-    })
-}
-
-/// The message as a multi-topic event: `id: E-N` and one `data:` line
-/// holding its JSON object (the bytes [`json_of`] gives, which contain no
-/// line ending), made on first use and shared.
-pub fn sse_multi_of(msg: &Message) -> &Rc<[u8]> {
-    msg.encoded.sse_multi.get_or_init(|| {
-        let json = String::from_utf8_lossy(json_of(msg));
-        let mut out = Vec::new();
-        encode_event(&mut out, Some(&msg.id), None, &json);
-        out.into()
-    })
-}
 
 /// A live SSE stream: what the session needs between writes.
 #[derive(Debug)]
@@ -258,12 +236,12 @@ impl Session {
         self.out.push_owned(first);
         for m in &batch.messages {
             let bytes = if multi {
-                sse_multi_of(m)
+                encoded::sse_multi(m)
             } else {
-                sse_single_of(m)
+                encoded::sse_single(m)
             };
             queued += bytes.len();
-            self.out.push_shared(bytes);
+            self.out.push_shared(&bytes);
         }
 
         let c = ctx.stats.of(Transport::Sse);
@@ -319,13 +297,13 @@ impl Session {
         }
         stream.last_seq = msg.seq;
         let bytes = if stream.multi {
-            sse_multi_of(msg)
+            encoded::sse_multi(msg)
         } else {
-            sse_single_of(msg)
+            encoded::sse_single(msg)
         };
         let n = bytes.len();
         stream.queued_total += n as u64;
-        self.out.push_shared(bytes);
+        self.out.push_shared(&bytes);
         ctx.stats.of(Transport::Sse).messages_delivered += 1;
         ctx.trace(self.id, self.transport, "frame", n, || msg.id.to_string());
         self.sse_check_backlog(ctx);
@@ -501,8 +479,9 @@ mod tests {
         s1.handle_message(&msg, &mut rig.ctx());
         s2.handle_message(&msg, &mut rig.ctx());
         let shared = msg.encoded.sse_single.get().expect("encoded");
-        // One reference in the message, one in each output queue: no copy.
-        assert_eq!(Rc::strong_count(shared), 3);
+        // One reference in the message, one in each output queue, one
+        // here: no copy.
+        assert_eq!(Rc::strong_count(&shared), 4);
     }
 
     #[test]
@@ -521,7 +500,7 @@ mod tests {
             serde_json::json!({"topic": "b", "id": "e1-1", "data": "hi \"there\""})
         );
         assert_eq!(events[0].last_event_id, "e1-1");
-        assert_eq!(events[1].data.as_bytes(), &**json_of(&msg));
+        assert_eq!(events[1].data.as_bytes(), &*encoded::json(&msg));
         assert!(msg.encoded.sse_multi.get().is_some());
         assert!(msg.encoded.sse_single.get().is_none());
     }
@@ -740,7 +719,7 @@ mod tests {
             .iter()
             .filter(|e| e.conn == 1 && e.kind == "frame")
             .count();
-        let msg_len = sse_single_of(&rig.publish("a", &data)).len();
+        let msg_len = encoded::sse_single(&rig.publish("a", &data)).len();
         assert_eq!(frames_to_slow, 1000 / msg_len + 1);
     }
 
@@ -758,7 +737,7 @@ mod tests {
         let replay = s.output().len();
         assert!(replay > 5000);
         // Live messages may queue up to the limit behind the replay.
-        let msg_len = sse_single_of(&rig.publish("a", &data)).len() + 1; // "e1-51" vs "e1-1"
+        let msg_len = encoded::sse_single(&rig.publish("a", &data)).len() + 1; // "e1-51" vs "e1-1"
         let fits = 1000 / msg_len;
         for _ in 0..fits {
             rig.publish_to("a", &data, &mut [&mut s]);

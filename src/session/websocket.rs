@@ -14,7 +14,7 @@
 //! 2. On `/ws`: subscribe, then the resume notices and the replay after
 //!    `since` (`{"reset":true}`, `{"missed":N}`, then the kept messages), then
 //!    live messages. Each message is one text frame holding its JSON object,
-//!    encoded once per message ([`ws_frame_of`]) and shared by every
+//!    encoded once per message ([`encoded::ws_frame`]) and shared by every
 //!    subscriber: fan-out is a refcount bump.
 //! 3. Frames in: on `/echo` every text or binary message comes back with the
 //!    same opcode; on `/ws` a text message is published (rules below) and a
@@ -57,8 +57,8 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::encoded;
 use super::routing::Route;
-use super::short_poll::json_of;
 use super::{Ctx, Lifecycle, Refusal, Session, State};
 use crate::hub::{Batch, Cursor, Message};
 use crate::stats::Transport;
@@ -82,17 +82,6 @@ const BINARY: Opcode = Opcode::Data(DataOpcode::Binary);
 /// a longer one is queued as it is, so its bytes are never copied (a copy
 /// of a few KiB costs less than a second allocation and iovec).
 const COPY_PAYLOAD_BELOW: usize = 4 * 1024;
-
-/// The message as one unfragmented, unmasked text frame holding its JSON
-/// object, made on first use and shared by every connection that sends it.
-pub fn ws_frame_of(msg: &Message) -> &Rc<[u8]> {
-    msg.encoded.ws_frame.get_or_init(|| {
-        let json = json_of(msg);
-        let mut out = Vec::new();
-        encode_frame(TEXT, true, json, &mut out);
-        out.into()
-    })
-}
 
 /// What the connection is for.
 #[derive(Debug)]
@@ -133,6 +122,11 @@ pub struct WsConn {
 }
 
 impl WsConn {
+    /// Bytes held by the message being reassembled.
+    pub fn assembling_bytes(&self) -> usize {
+        self.protocol.assembling_bytes()
+    }
+
     /// The earliest of the next ping and the closing deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
         [self.next_ping, self.close_deadline]
@@ -257,9 +251,9 @@ impl Session {
         let mut queued = first.len();
         self.out.push_owned(first);
         for m in &batch.messages {
-            let frame = ws_frame_of(m);
+            let frame = encoded::ws_frame(m);
             queued += frame.len();
-            self.out.push_shared(frame);
+            self.out.push_shared(&frame);
         }
         let c = ctx.stats.of(Transport::Ws);
         c.frames_out += notices + batch.messages.len() as u64;
@@ -516,6 +510,19 @@ impl Session {
 
     /// The peer broke a rule: close with the rule's code (the caller's
     /// contract on [`Protocol`], item 5).
+    /// `--assembly-memory` is spent: the message being assembled is
+    /// dropped and the connection closed with 1013 (IANA: "Try Again
+    /// Later"), which tells the peer the server is overloaded rather than
+    /// that its message broke a rule (1009 would say it is too big for
+    /// good, and a well-behaved client would not retry it).
+    pub(super) fn ws_refuse_message(&mut self, why: &str, ctx: &mut Ctx) {
+        let State::WebSocket(conn) = &mut self.state else {
+            return;
+        };
+        conn.protocol.abandon_message();
+        self.ws_close_first(CloseCode::TRY_AGAIN_LATER, why, ctx);
+    }
+
     fn ws_fail(&mut self, err: ProtocolError, ctx: &mut Ctx) {
         self.ws_close_first(err.close_code(), &err.to_string(), ctx);
     }
@@ -555,9 +562,9 @@ impl Session {
             return;
         }
         conn.last_seq = msg.seq;
-        let frame = ws_frame_of(msg);
+        let frame = encoded::ws_frame(msg);
         conn.queued_total += frame.len() as u64;
-        self.out.push_shared(frame);
+        self.out.push_shared(&frame);
         let backlog = conn.live_backlog(self.out.len());
         let c = ctx.stats.of(Transport::Ws);
         c.frames_out += 1;

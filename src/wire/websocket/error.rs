@@ -37,6 +37,9 @@ impl CloseCode {
     pub const MANDATORY_EXT: CloseCode = CloseCode(1010);
     /// 1011: (server) an unexpected condition prevented fulfilling the request.
     pub const INTERNAL: CloseCode = CloseCode(1011);
+    /// 1013 (IANA registry, "Try Again Later"): the server is overloaded
+    /// for now; the client may reconnect later.
+    pub const TRY_AGAIN_LATER: CloseCode = CloseCode(1013);
 
     /// Whether a peer may put this code in a close frame.
     ///

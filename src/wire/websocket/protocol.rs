@@ -165,6 +165,19 @@ impl Protocol {
         }
     }
 
+    /// Bytes held by the message being assembled (its buffer's capacity;
+    /// 0 between messages).
+    pub fn assembling_bytes(&self) -> usize {
+        self.payload.capacity()
+    }
+
+    /// Drops the message being assembled, for an endpoint that has sent its
+    /// close frame and will feed no more data (it refused the message).
+    pub fn abandon_message(&mut self) {
+        self.payload = Vec::new();
+        self.utf8_valid = 0;
+    }
+
     /// Seeds the masking keys of a [`Role::Client`].
     ///
     /// Simplification: keys come from a xorshift generator, not from "a
