@@ -37,8 +37,9 @@
 //!   timer). `--heartbeat 0` turns them off.
 //! - A slow consumer is cut when the bytes queued *after its replay* pass
 //!   `--max-queued-bytes`. The replay itself is exempt: it is bounded by the
-//!   history and shares its bytes with it, and counting it would cut a client
-//!   that resumes from far back on every reconnection, for ever.
+//!   history (at most `encoded::MAX_FORM_FACTOR` times its bytes), and
+//!   counting it would cut a client that resumes from far back on every
+//!   reconnection, for ever.
 //! - `--sse-max-lifetime` ends a stream after that long less a jitter of up
 //!   to 10 %, derived from the connection id and the start time (no clock, no
 //!   random number generator), so streams opened together do not all
