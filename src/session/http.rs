@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 
+use super::auth;
 use super::cors;
 use super::routing::{route, Route, Routed};
 use super::{Ctx, Lifecycle, Refusal, Session, State};
@@ -51,6 +52,7 @@ impl Session {
             HeadEnd::Incomplete { scanned: s } => {
                 *scanned = s;
                 if self.input.len() > MAX_HEAD_BYTES {
+                    self.head_only = http1::starts_with_head_method(&self.input);
                     self.refuse(http1::HeadError::TooLarge.into(), true, ctx);
                     return true;
                 }
@@ -59,18 +61,25 @@ impl Session {
             HeadEnd::Complete(len) => len,
         };
         if len > MAX_HEAD_BYTES {
+            self.head_only = http1::starts_with_head_method(&self.input);
             self.refuse(http1::HeadError::TooLarge.into(), true, ctx);
             return true;
         }
         let parsed = parse_head(&self.input[..len]);
-        self.input.drain(..len);
         let head = match parsed {
-            Ok(head) => head,
+            Ok(head) => {
+                self.input.drain(..len);
+                head
+            }
             Err(e) => {
+                // A head refused as a whole may still say `HEAD`: its answer
+                // then has no body either.
+                self.head_only = http1::starts_with_head_method(&self.input);
                 self.refuse(e.into(), true, ctx);
                 return true;
             }
         };
+        self.head_only = head.method == Method::Head;
         // Before any answer to this request, errors included, so that a
         // cross-origin page can read those too.
         self.cors = cors::allowed_origin(&head, &ctx.config.allow_origins);
@@ -267,11 +276,7 @@ impl Session {
     /// Token and topic checks that can be made from the head alone.
     fn check_publish(&self, head: &RequestHead, ctx: &Ctx) -> Result<Rc<str>, Refusal> {
         if let Some(token) = &ctx.config.publish_token {
-            let ok = head
-                .header("authorization")
-                .and_then(|v| v.strip_prefix(b"Bearer "))
-                .is_some_and(|given| constant_time_eq(given.trim_ascii(), token.as_bytes()));
-            if !ok {
+            if !auth::bearer_matches(head, token) {
                 let why = "publish needs Authorization: Bearer <token>";
                 return Err(Refusal::unauthorized(why));
             }
@@ -362,13 +367,18 @@ impl Session {
             Some(h) => std::slice::from_ref(h),
             None => &[],
         };
-        let body = format!("{status} {}: {why}\n", http1::reason(status));
+        let body = error_body(status, &why);
         let req = ReqInfo {
             keep_alive: !close,
-            head_only: false,
+            head_only: self.head_only,
         };
         self.respond_head(req, status, "text/plain; charset=utf-8", extra, body.len());
-        self.out.push_owned(body.into_bytes());
+        // RFC 9110 §9.3.2: the server MUST NOT send content in the response
+        // to HEAD — error or not, or the client reads the body as the start
+        // of the next response.
+        if !req.head_only {
+            self.out.push_owned(body.into_bytes());
+        }
         let (id, t) = (self.id, self.transport);
         ctx.trace(id, t, "response", 0, || format!("{status} {why}"));
         if close {
@@ -385,10 +395,21 @@ impl Session {
     }
 }
 
-/// Compares secrets without an early exit on the first differing byte.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+/// The body of an error response: `<status> <reason>: <why>` and a newline.
+/// `why` may quote what the client sent (a topic, a cursor, decoded from
+/// `%0D%0A` and the like): every control character in it is written as an
+/// escape (`\u{d}`), so no line of the body is one the client chose.
+pub(super) fn error_body(status: u16, why: &str) -> String {
+    use std::fmt::Write as _;
+    let mut body = String::with_capacity(why.len() + 32);
+    let _ = write!(body, "{status} {}: ", http1::reason(status));
+    for c in why.chars() {
+        if c.is_control() {
+            let _ = write!(body, "{}", c.escape_unicode());
+        } else {
+            body.push(c);
+        }
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    body.push('\n');
+    body
 }

@@ -49,6 +49,7 @@
 //!    [`Session::handle_close`]).
 
 pub mod assembly;
+pub mod auth;
 pub mod cors;
 pub mod encoded;
 pub mod http;
@@ -214,6 +215,9 @@ pub struct Session {
     /// Bytes this connection's partial message holds against
     /// `--assembly-memory` ([`Assembly::charge`]).
     assembling: usize,
+    /// The request being answered is `HEAD`: its response, error or not,
+    /// has no body (RFC 9110 §9.3.2).
+    head_only: bool,
 }
 
 impl Session {
@@ -240,6 +244,7 @@ impl Session {
             peer_eof: false,
             cors: None,
             assembling: 0,
+            head_only: false,
         }
     }
 
@@ -680,6 +685,7 @@ impl Session {
     fn next_request(&mut self, keep_alive: bool, ctx: &mut Ctx) {
         self.answered += 1;
         self.cors = None;
+        self.head_only = false;
         if !keep_alive {
             self.lifecycle = Lifecycle::Closing;
             self.input = Vec::new();

@@ -259,6 +259,10 @@ pub enum HeadError {
     TransferEncodingOnHttp10,
     /// HTTP/1.1 request without `Host` (RFC 9112 §3.2) → 400.
     MissingHost,
+    /// More than one `Host` field line (RFC 9112 §3.2) → 400.
+    DuplicateHost,
+    /// A `Host` value that is not `uri-host [ ":" port ]` (RFC 9110 §7.2) → 400.
+    InvalidHost,
     /// The `Expect` value is not `100-continue` (RFC 9110 §10.1.1) → 417.
     UnsupportedExpectation,
 }
@@ -289,6 +293,8 @@ impl fmt::Display for HeadError {
                 f.write_str("Transfer-Encoding is not allowed in HTTP/1.0")
             }
             HeadError::MissingHost => f.write_str("HTTP/1.1 request without Host"),
+            HeadError::DuplicateHost => f.write_str("more than one Host field"),
+            HeadError::InvalidHost => f.write_str("Host is not a host name with an optional port"),
             HeadError::UnsupportedExpectation => {
                 f.write_str("only Expect: 100-continue is supported")
             }
@@ -326,6 +332,14 @@ pub fn find_head_end(buf: &[u8], from: usize) -> HeadEnd {
         i = lf + 1;
     }
     HeadEnd::Incomplete { scanned: buf.len() }
+}
+
+/// Whether a request head in `buf` starts with the `HEAD` method (after the
+/// empty lines RFC 9112 §2.2 lets a server skip), for answering a head that
+/// [`parse_head`] refuses as a whole.
+pub fn starts_with_head_method(buf: &[u8]) -> bool {
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n');
+    start.is_some_and(|i| buf[i..].starts_with(b"HEAD "))
 }
 
 /// Parses a complete head, `buf[..len]` as found by [`find_head_end`].
@@ -385,11 +399,11 @@ pub fn parse_head(buf: &[u8]) -> Result<RequestHead, HeadError> {
         keep_alive: false,
     };
 
-    // RFC 9112 §3.2: a server MUST respond with 400 to any HTTP/1.1 request
-    // message that lacks a Host header field.
-    if version == Version::Http11 && head.header("host").is_none() {
-        return Err(HeadError::MissingHost);
-    }
+    // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status
+    // code to any HTTP/1.1 request message that lacks a Host header field and
+    // to any request message that contains more than one Host header field
+    // line or a Host header field with an invalid field value."
+    check_host(&head)?;
 
     head.framing = body_framing(&head)?;
 
@@ -410,6 +424,80 @@ pub fn parse_head(buf: &[u8]) -> Result<RequestHead, HeadError> {
         Version::Http10 => head.has_token("connection", "keep-alive"),
     };
     Ok(head)
+}
+
+fn check_host(head: &RequestHead) -> Result<(), HeadError> {
+    let mut hosts = head.header_values("host");
+    match (hosts.next(), hosts.next()) {
+        (None, _) if head.version == Version::Http11 => Err(HeadError::MissingHost),
+        (Some(_), Some(_)) => Err(HeadError::DuplicateHost),
+        (Some(host), None) if !is_valid_host(host) => Err(HeadError::InvalidHost),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `value` is a valid `Host` field value (RFC 9110 §7.2):
+///
+/// ```text
+/// Host       = uri-host [ ":" port ]
+/// uri-host   = IP-literal / IPv4address / reg-name      (RFC 3986 §3.2.2)
+/// IP-literal = "[" ( IPv6address / IPvFuture ) "]"
+/// reg-name   = *( unreserved / pct-encoded / sub-delims )
+/// port       = *DIGIT
+/// ```
+///
+/// An IPv4 address is a `reg-name` as far as characters go, and the inside
+/// of an IP literal is checked for its alphabet only (hex digits, `:`, `.`,
+/// and IPvFuture's `v`, unreserved and sub-delims): pushlab routes on the
+/// path and never on the host, so the check is there to refuse what no
+/// client would send (spaces, `/`, `@`, a second colon).
+fn is_valid_host(value: &[u8]) -> bool {
+    let value = value.trim_ascii();
+    let (host, port) = if let Some(rest) = value.strip_prefix(b"[") {
+        let Some(end) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let (literal, after) = (&rest[..end], &rest[end + 1..]);
+        if literal.is_empty() || !literal.iter().all(|&b| is_reg_name_byte(b) || b == b':') {
+            return false;
+        }
+        match after {
+            [] => return true,
+            [b':', port @ ..] => (&b""[..], port),
+            _ => return false,
+        }
+    } else {
+        match value.iter().position(|&b| b == b':') {
+            Some(i) => (&value[..i], &value[i + 1..]),
+            None => (value, &b""[..]),
+        }
+    };
+    port.iter().all(u8::is_ascii_digit) && is_reg_name(host)
+}
+
+/// `reg-name = *( unreserved / pct-encoded / sub-delims )` (RFC 3986 §3.2.2).
+fn is_reg_name(name: &[u8]) -> bool {
+    let mut i = 0;
+    while i < name.len() {
+        if name[i] == b'%' {
+            // pct-encoded = "%" HEXDIG HEXDIG
+            let hex = name.get(i + 1..i + 3);
+            if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+                return false;
+            }
+            i += 3;
+        } else if is_reg_name_byte(name[i]) {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// unreserved (`ALPHA DIGIT - . _ ~`) or sub-delims (`! $ & ' ( ) * + , ; =`).
+fn is_reg_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b)
 }
 
 fn body_framing(head: &RequestHead) -> Result<BodyFraming, HeadError> {

@@ -362,3 +362,79 @@ proptest! {
         }
     }
 }
+
+/// RFC 9112 §3.2: no Host in HTTP/1.1, two Host lines, or a Host value that
+/// is not `uri-host [ ":" port ]` → 400, in either version.
+#[test]
+fn host_must_be_single_and_valid() {
+    let refused: &[(&[u8], HeadError)] = &[
+        (b"GET / HTTP/1.1\r\n\r\n", HeadError::MissingHost),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+            HeadError::DuplicateHost,
+        ),
+        (
+            b"GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n",
+            HeadError::DuplicateHost,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n",
+            HeadError::InvalidHost,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+            HeadError::InvalidHost,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n",
+            HeadError::InvalidHost,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a:80:80\r\n\r\n",
+            HeadError::InvalidHost,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a:http\r\n\r\n",
+            HeadError::InvalidHost,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n",
+            HeadError::InvalidHost,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n",
+            HeadError::InvalidHost,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n",
+            HeadError::InvalidHost,
+        ),
+        (
+            b"GET / HTTP/1.0\r\nHost: a\"b\r\n\r\n",
+            HeadError::InvalidHost,
+        ),
+    ];
+    for (raw, want) in refused {
+        let err = head_of(raw).unwrap_err();
+        assert_eq!(&err, want, "{:?}", String::from_utf8_lossy(raw));
+        assert_eq!(err.status(), 400);
+    }
+    for host in [
+        "a",
+        "example.com:8080",
+        "127.0.0.1:0",
+        "[::1]:8080",
+        "[::1]",
+        "xn--bcher-kva.example",
+        "a%20b",
+        "",
+        "host:",
+    ] {
+        let raw = format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        assert!(head_of(raw.as_bytes()).is_ok(), "Host: {host}");
+    }
+    assert!(
+        head_of(b"GET / HTTP/1.0\r\n\r\n").is_ok(),
+        "HTTP/1.0 may omit Host"
+    );
+}
