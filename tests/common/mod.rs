@@ -118,6 +118,16 @@ impl TestServer {
         s.write_all(head.as_bytes()).unwrap();
         s.write_all(body).unwrap();
         let mut r = BufReader::new(s);
+        if method == "HEAD" {
+            // RFC 9110 §9.3.2: the answer to HEAD is a head alone, whatever
+            // its Content-Length says.
+            let (status, headers) = read_head(&mut r);
+            return Response {
+                status,
+                headers,
+                body: Vec::new(),
+            };
+        }
         read_response(&mut r)
     }
 
