@@ -8,9 +8,8 @@
 //! ordering"): a message published while the client is between two
 //! requests is still in the history, and the next request's `since` finds it.
 
-use std::rc::Rc;
-
 use super::http::ReqInfo;
+use super::subscription::Subscription;
 use super::{Ctx, Session, State};
 use crate::hub::Cursor;
 use crate::stats::Transport;
@@ -20,7 +19,8 @@ use crate::wire::query::Query;
 /// A parked long poll.
 #[derive(Debug)]
 pub struct Hold {
-    pub topics: Vec<Rc<str>>,
+    /// The topics whose next message releases the hold.
+    pub sub: Subscription,
     /// Deliver messages with a sequence number after this.
     pub after: u64,
     pub started: Instant,
@@ -64,14 +64,10 @@ impl Session {
             self.write_poll_body(req, &batch, Transport::LongPoll, ctx);
             return self.finish_response(req, 200, ctx);
         }
-        for (i, topic) in topics.iter().enumerate() {
-            if let Err(e) = ctx.hub.subscribe(topic, self.id) {
-                for t in &topics[..i] {
-                    ctx.hub.unsubscribe(t, self.id);
-                }
-                return self.refuse(e.into(), !req.keep_alive, ctx);
-            }
-        }
+        let sub = match Subscription::join(ctx.hub, self.id, topics) {
+            Ok(sub) => sub,
+            Err(e) => return self.refuse(e.into(), !req.keep_alive, ctx),
+        };
         let c = ctx.stats.of(Transport::LongPoll);
         c.holds_started += 1;
         c.holds_active += 1;
@@ -80,7 +76,7 @@ impl Session {
             format!("timeout_ms={}", timeout.as_millis())
         });
         self.state = State::LongPoll(Hold {
-            topics,
+            sub,
             after: batch.next_seq,
             started: ctx.now,
             deadline: ctx.now + timeout,
@@ -98,7 +94,7 @@ impl Session {
             epoch: ctx.hub.epoch().to_string(),
             seq: hold.after,
         };
-        let batch = ctx.hub.read(&hold.topics, &cursor, ctx.now);
+        let batch = ctx.hub.read(hold.sub.topics(), &cursor, ctx.now);
         let c = ctx.stats.of(Transport::LongPoll);
         c.hold_micros += (ctx.now - hold.started).as_micros() as u64;
         match why {
@@ -141,9 +137,7 @@ impl Session {
         let State::LongPoll(hold) = std::mem::replace(&mut self.state, placeholder) else {
             return None;
         };
-        for topic in &hold.topics {
-            ctx.hub.unsubscribe(topic, self.id);
-        }
+        hold.sub.leave(ctx.hub, self.id);
         let c = ctx.stats.of(Transport::LongPoll);
         c.holds_active = c.holds_active.saturating_sub(1);
         Some(hold)

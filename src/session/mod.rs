@@ -59,6 +59,7 @@ pub mod refusal;
 pub mod routing;
 pub mod short_poll;
 pub mod sse;
+pub mod subscription;
 pub mod trace;
 pub mod websocket;
 
@@ -74,6 +75,7 @@ use crate::stats::{Stats, TraceEvent, Tracer, Transport};
 use crate::timers::Instant;
 use crate::wire::http1::{BodyDecoder, RequestHead};
 pub use refusal::Refusal;
+pub use subscription::Subscription;
 
 pub use assembly::Assembly;
 pub use output::OutQueue;

@@ -58,6 +58,7 @@ use std::time::Duration;
 use super::cors;
 use super::encoded;
 use super::http::ReqInfo;
+use super::subscription::Subscription;
 use super::{Ctx, Lifecycle, Session, State};
 use crate::hub::{Batch, Cursor, Message};
 use crate::stats::Transport;
@@ -88,12 +89,10 @@ const JITTER_DIVISOR: u128 = 10;
 /// A live SSE stream: what the session needs between writes.
 #[derive(Debug)]
 pub struct Stream {
-    /// The topics subscribed to (left on close).
-    topics: Vec<Rc<str>>,
+    /// The topics subscribed to (left on close) and what was written.
+    sub: Subscription,
     /// Several topics: each event's data is the message's JSON object.
     multi: bool,
-    /// The highest sequence number written (or skipped as already known).
-    last_seq: u64,
     /// When the next `: ping` is due; `None` when heartbeats are off or the
     /// stream is ending.
     next_heartbeat: Option<Instant>,
@@ -213,26 +212,20 @@ impl Session {
             Ok(v) => v,
             Err(e) => return self.refuse(e.into(), !req.keep_alive, ctx),
         };
-        for (i, topic) in topics.iter().enumerate() {
-            if let Err(e) = ctx.hub.subscribe(topic, self.id) {
-                for t in &topics[..i] {
-                    ctx.hub.unsubscribe(t, self.id);
-                }
-                return self.refuse(e.into(), !req.keep_alive, ctx);
-            }
-        }
+        let mut sub = match Subscription::join(ctx.hub, self.id, topics) {
+            Ok(sub) => sub,
+            Err(e) => return self.refuse(e.into(), !req.keep_alive, ctx),
+        };
         // Subscribed and read in the same call: nothing can be published in
         // between, so the replay and the live messages meet exactly at
         // `batch.next_seq`.
-        let batch = ctx
-            .hub
-            .read(&topics, cursor.as_ref().unwrap_or(&Cursor::Now), ctx.now);
+        let batch = sub.read_backlog(ctx.hub, cursor.as_ref(), ctx.now);
 
         let mut first = Vec::with_capacity(256);
         write_head(&mut first, self.cors.as_deref());
         encode_retry(&mut first, ctx.config.sse_retry.as_millis() as u64);
         write_notices(&mut first, &batch, &ctx.hub.format_id(batch.next_seq));
-        let multi = topics.len() > 1;
+        let multi = sub.topics().len() > 1;
         let mut queued = first.len();
         self.out.push_owned(first);
         for m in &batch.messages {
@@ -256,7 +249,7 @@ impl Session {
         if batch.reset {
             c.resets_reported += 1;
         }
-        let (id, t, n_topics) = (self.id, self.transport, topics.len());
+        let (id, t, n_topics) = (self.id, self.transport, sub.topics().len());
         ctx.trace(id, t, "response", queued, || {
             format!(
                 "200 event-stream topics={n_topics} replay={} missed={} reset={}",
@@ -267,11 +260,9 @@ impl Session {
         });
 
         let heartbeat = ctx.config.heartbeat;
-        let last_replayed = batch.messages.last().map_or(0, |m| m.seq);
         let stream = Stream {
-            topics,
+            sub,
             multi,
-            last_seq: batch.next_seq.max(last_replayed),
             next_heartbeat: (!heartbeat.is_zero()).then(|| ctx.now + heartbeat),
             close_at: ctx
                 .config
@@ -293,10 +284,9 @@ impl Session {
             return;
         };
         // Already written in the replay of this very call's turn.
-        if msg.seq <= stream.last_seq {
+        if !stream.sub.take_new(msg) {
             return;
         }
-        stream.last_seq = msg.seq;
         let bytes = if stream.multi {
             encoded::sse_multi(msg)
         } else {
@@ -357,9 +347,7 @@ impl Session {
     /// The connection is being dropped: leave every topic.
     pub(super) fn sse_close(&mut self, ctx: &mut Ctx) {
         if let State::Sse(stream) = &self.state {
-            for topic in &stream.topics {
-                ctx.hub.unsubscribe(topic, self.id);
-            }
+            stream.sub.leave(ctx.hub, self.id);
         }
     }
 
@@ -754,9 +742,8 @@ mod tests {
     #[test]
     fn the_live_backlog_counts_only_what_follows_the_initial_bytes() {
         let stream = Stream {
-            topics: Vec::new(),
+            sub: Subscription::default(),
             multi: false,
-            last_seq: 0,
             next_heartbeat: None,
             close_at: None,
             initial_bytes: 100,

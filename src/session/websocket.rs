@@ -59,8 +59,9 @@ use std::time::Duration;
 
 use super::encoded;
 use super::routing::Route;
+use super::subscription::Subscription;
 use super::{Ctx, Lifecycle, Refusal, Session, State};
-use crate::hub::{Batch, Cursor, Message};
+use crate::hub::{Batch, Message};
 use crate::stats::Transport;
 use crate::timers::Instant;
 use crate::wire::http1::{RequestHead, Version};
@@ -88,9 +89,10 @@ const COPY_PAYLOAD_BELOW: usize = 4 * 1024;
 enum Mode {
     /// `/echo`: every data message comes back.
     Echo,
-    /// `/ws`: messages of `topics` go out; text coming in is published.
+    /// `/ws`: messages of the subscription's topics go out; text coming in
+    /// is published.
     PubSub {
-        topics: Vec<Rc<str>>,
+        sub: Subscription,
         /// `--publish-token` is unset, or the handshake carried it.
         can_publish: bool,
     },
@@ -101,8 +103,6 @@ enum Mode {
 pub struct WsConn {
     mode: Mode,
     protocol: Protocol,
-    /// The highest sequence number sent (or skipped as already sent).
-    last_seq: u64,
     /// When the next ping is due; `None` when pings are off or closing.
     next_ping: Option<Instant>,
     /// The unanswered ping: when it was sent (also its payload).
@@ -264,9 +264,9 @@ impl Session {
         let (id, t) = (self.id, self.transport);
         ctx.trace(id, t, "response", queued, || match &mode {
             Mode::Echo => "101 websocket echo".into(),
-            Mode::PubSub { topics, .. } => format!(
+            Mode::PubSub { sub, .. } => format!(
                 "101 websocket topics={} replay={} missed={} reset={}",
-                topics.len(),
+                sub.topics().len(),
                 batch.messages.len(),
                 batch.missed,
                 batch.reset
@@ -278,11 +278,9 @@ impl Session {
             Mode::PubSub { .. } => ctx.config.ws_max_message.min(ctx.config.max_message),
         };
         let ping = ctx.config.ws_ping;
-        let last_replayed = batch.messages.last().map_or(0, |m| m.seq);
         let conn = WsConn {
             mode,
             protocol: Protocol::new(Role::Server, max_message),
-            last_seq: batch.next_seq.max(last_replayed),
             next_ping: (!ping.is_zero()).then(|| ctx.now + ping),
             ping_sent_at: None,
             heard: false,
@@ -312,27 +310,15 @@ impl Session {
     ) -> Result<(Mode, Batch, bool), Refusal> {
         let topics = query.topics()?;
         let cursor = query.cursor("since")?;
-        for (i, topic) in topics.iter().enumerate() {
-            if let Err(e) = ctx.hub.subscribe(topic, self.id) {
-                for t in &topics[..i] {
-                    ctx.hub.unsubscribe(t, self.id);
-                }
-                return Err(e.into());
-            }
-        }
+        let mut sub = Subscription::join(ctx.hub, self.id, topics)?;
         // Subscribed and read in the same call: nothing is published in
         // between, so the replay and the live messages meet exactly.
-        let batch = ctx
-            .hub
-            .read(&topics, cursor.as_ref().unwrap_or(&Cursor::Now), ctx.now);
+        let batch = sub.read_backlog(ctx.hub, cursor.as_ref(), ctx.now);
         let can_publish = match &ctx.config.publish_token {
             None => true,
             Some(token) => has_token(head, token),
         };
-        let mode = Mode::PubSub {
-            topics,
-            can_publish,
-        };
+        let mode = Mode::PubSub { sub, can_publish };
         Ok((mode, batch, cursor.is_some()))
     }
 
@@ -429,18 +415,15 @@ impl Session {
         let State::WebSocket(conn) = &self.state else {
             return;
         };
-        let Mode::PubSub {
-            topics,
-            can_publish,
-        } = &conn.mode
-        else {
+        let Mode::PubSub { sub, can_publish } = &conn.mode else {
             return;
         };
+        let topics = sub.topics();
         if !can_publish {
             let why = "publishing needs the publish token";
             return self.ws_close_first(CloseCode::POLICY, why, ctx);
         }
-        let (topic, data) = match topics.as_slice() {
+        let (topic, data) = match topics {
             [one] => (one.clone(), text),
             _ => match parse_publish(&text, topics) {
                 Some(v) => v,
@@ -557,11 +540,14 @@ impl Session {
         let State::WebSocket(conn) = &mut self.state else {
             return;
         };
-        // Already sent in the replay, or the connection is closing.
-        if msg.seq <= conn.last_seq || conn.protocol.is_close_sent() {
+        let Mode::PubSub { sub, .. } = &mut conn.mode else {
+            return;
+        };
+        // The connection is closing, or the message was already sent in the
+        // replay.
+        if conn.protocol.is_close_sent() || !sub.take_new(msg) {
             return;
         }
-        conn.last_seq = msg.seq;
         let frame = encoded::ws_frame(msg);
         conn.queued_total += frame.len() as u64;
         self.out.push_shared(&frame);
@@ -624,10 +610,8 @@ impl Session {
         let State::WebSocket(conn) = &self.state else {
             return;
         };
-        if let Mode::PubSub { topics, .. } = &conn.mode {
-            for topic in topics {
-                ctx.hub.unsubscribe(topic, self.id);
-            }
+        if let Mode::PubSub { sub, .. } = &conn.mode {
+            sub.leave(ctx.hub, self.id);
         }
         let code = conn.close_code.unwrap_or(CloseCode::ABNORMAL.0);
         ctx.stats.of(Transport::Ws).count_close_code(code);
