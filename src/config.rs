@@ -58,6 +58,12 @@ pub const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 /// of the order of the other per-connection bounds ([`MAX_PIPELINED_BYTES`]).
 pub const ASSEMBLY_ALLOWANCE: usize = 16 * 1024;
 
+/// Longest token accepted (`Authorization: Bearer`, the `pushlab_token`
+/// cookie or `access_token`), checked before any decoding. Browsers keep
+/// cookies of up to 4096 bytes (RFC 6265 §6.1); an RS256 token granting a
+/// few dozen topics is 1–2 KiB; the request head may hold 16 KiB.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
 /// Everything the server needs to know, with documented defaults.
 #[derive(Clone, Debug)]
 pub struct Config {

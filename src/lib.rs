@@ -12,6 +12,7 @@
 //!
 //! | module | what it is | touches I/O? |
 //! | --- | --- | --- |
+//! | [`auth`] | JWT verification, topic grants, 401/403 | no |
 //! | [`config`] | every limit and timeout, with defaults | no |
 //! | [`wire`] | pure codecs: HTTP/1.1, query strings, JSON, SSE, WebSocket | no |
 //! | [`time`] | [`time::Instant`]: time as an argument (a leaf: imports nothing) | no |
@@ -40,6 +41,7 @@
 //! 5. [`server`] — last: the `mio` shell that performs the engine's
 //!    syscalls, top to bottom like mio's `tcp_server` example.
 
+pub mod auth;
 pub mod config;
 pub mod engine;
 pub mod hub;
