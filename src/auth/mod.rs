@@ -240,11 +240,16 @@ impl Secret {
         (!secret.is_empty()).then(|| Secret(secret.into()))
     }
 
-    /// Whether `candidate` is this secret; the time taken depends on the
-    /// lengths only, not on where the bytes differ.
+    /// Whether `candidate` is this secret. Both are hashed and the SHA-256
+    /// digests compared to the last byte, so the time taken depends neither
+    /// on where they differ nor on the secret's length.
     pub fn matches(&self, candidate: &[u8]) -> bool {
-        use subtle::ConstantTimeEq as _;
-        self.0.len() == candidate.len() && bool::from(self.0.ct_eq(candidate))
+        use sha2::{Digest, Sha256};
+        let (a, b) = (Sha256::digest(candidate), Sha256::digest(&self.0));
+        a.iter()
+            .zip(b.iter())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
     }
 }
 
