@@ -129,6 +129,16 @@ pub struct Config {
     pub allow_origins: Vec<String>,
     /// Print one line per socket event (`--trace`).
     pub trace: bool,
+    /// Who may subscribe and publish: the JWT key (`--jwt-secret-file`, or
+    /// `--jwt-public-key-file` with `--jwt-algorithm`), `--jwt-audience`,
+    /// `--jwt-leeway` and `--public-topic`. Default: no key, every topic
+    /// open.
+    pub auth: crate::auth::Policy,
+    /// Accept a token in the `access_token` query parameter
+    /// (`--allow-query-token`); URLs end up in logs and `Referer` headers.
+    pub allow_query_token: bool,
+    /// Bearer token for the operator endpoints (`--admin-token-file`).
+    pub admin_token: Option<crate::auth::Secret>,
 }
 
 impl Default for Config {
@@ -156,6 +166,9 @@ impl Default for Config {
             publish_token: None,
             allow_origins: Vec::new(),
             trace: false,
+            auth: crate::auth::Policy::default(),
+            allow_query_token: false,
+            admin_token: None,
         }
     }
 }

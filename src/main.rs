@@ -5,6 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use std::path::{Path, PathBuf};
+
+use pushlab::auth::{Algorithm, Key, Policy, Secret, TopicPattern, Verifier};
 use pushlab::config::{parse_duration, parse_size, Config};
 use pushlab::server::Server;
 
@@ -21,6 +24,8 @@ struct Cli {
     serve: ServeArgs,
 }
 
+// Parsed once at start: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (the default).
@@ -110,11 +115,53 @@ struct ServeArgs {
     /// Print one line per socket event.
     #[arg(long)]
     trace: bool,
+    /// HS256 secret for signed tokens (at least 32 bytes; one final newline
+    /// is ignored). A file, so the secret never shows in `ps`.
+    #[arg(long, value_name = "PATH", conflicts_with = "jwt_public_key_file")]
+    jwt_secret_file: Option<PathBuf>,
+    /// PEM public key for signed tokens (with --jwt-algorithm).
+    #[arg(long, value_name = "PATH", requires = "jwt_algorithm")]
+    jwt_public_key_file: Option<PathBuf>,
+    /// Algorithm of --jwt-public-key-file: RS256 or ES256. Tokens naming any
+    /// other `alg` are refused.
+    #[arg(long, value_name = "ALG", requires = "jwt_public_key_file")]
+    jwt_algorithm: Option<Algorithm>,
+    /// Required `aud` of every token (string or one of an array).
+    #[arg(long, value_name = "AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// Clock skew allowed on a token's exp, nbf and iat (a token stays
+    /// usable this long after it expires).
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    jwt_leeway: std::time::Duration,
+    /// Topics anyone may subscribe to without a token when a JWT key is
+    /// set: a name or a prefix ending in `*` (`public.*`); repeatable.
+    #[arg(long = "public-topic", value_name = "PATTERN")]
+    public_topic: Vec<TopicPattern>,
+    /// Also accept a token in the `access_token` query parameter (it ends up
+    /// in access logs and Referer headers; prefer the cookie).
+    #[arg(long)]
+    allow_query_token: bool,
+    /// Bearer token for /trace, /stats and /metrics, read from a file.
+    #[arg(long, value_name = "PATH")]
+    admin_token_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
-    fn into_config(self) -> Config {
-        Config {
+    /// The configuration, with the key and token files read and checked.
+    fn into_config(self) -> Result<Config, String> {
+        let auth = self.auth_policy()?;
+        let admin_token = match &self.admin_token_file {
+            None => None,
+            Some(path) => Some(
+                Secret::from_file_bytes(&read_file("--admin-token-file", path)?).ok_or_else(
+                    || format!("--admin-token-file {}: the file is empty", path.display()),
+                )?,
+            ),
+        };
+        Ok(Config {
+            auth,
+            admin_token,
+            allow_query_token: self.allow_query_token,
             addr: self.addr,
             history: self.history,
             history_ttl: self.history_ttl,
@@ -137,11 +184,67 @@ impl ServeArgs {
             allow_origins: self.allow_origin,
             trace: self.trace,
             ..Config::default()
-        }
+        })
+    }
+
+    fn auth_policy(&self) -> Result<Policy, String> {
+        let key = if let Some(path) = &self.jwt_secret_file {
+            let bytes = read_file("--jwt-secret-file", path)?;
+            Key::hs256(&bytes).map_err(|e| format!("--jwt-secret-file {}: {e}", path.display()))?
+        } else if let (Some(path), Some(alg)) = (&self.jwt_public_key_file, self.jwt_algorithm) {
+            let bytes = read_file("--jwt-public-key-file", path)?;
+            Key::public_pem(alg, &bytes)
+                .map_err(|e| format!("--jwt-public-key-file {}: {e}", path.display()))?
+        } else {
+            for (set, flag) in [
+                (self.jwt_audience.is_some(), "--jwt-audience"),
+                (!self.public_topic.is_empty(), "--public-topic"),
+                (self.allow_query_token, "--allow-query-token"),
+            ] {
+                if set {
+                    return Err(format!(
+                        "{flag} needs a key: --jwt-secret-file, or --jwt-public-key-file \
+                         with --jwt-algorithm (without one every topic is public)"
+                    ));
+                }
+            }
+            return Ok(Policy::default());
+        };
+        Ok(Policy {
+            verifier: Some(Verifier::new(
+                key,
+                self.jwt_audience.clone(),
+                self.jwt_leeway.as_secs(),
+            )),
+            public_topics: self.public_topic.clone(),
+        })
     }
 }
 
-fn serve(config: Config) -> ExitCode {
+/// A key or token file's bytes, or an error naming the flag and the path.
+fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let config = match args.into_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pushlab: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The sessions do not ask `config.auth` yet: serving with a key
+    // configured would leave every topic public while the operator thinks
+    // otherwise, so the flags are checked and then refused.
+    if config.auth.is_enabled() || config.admin_token.is_some() {
+        eprintln!(
+            "pushlab: the key and token files are valid, but this version does not enforce \
+             --jwt-* or --admin-token-file yet; refusing to start rather than serve every \
+             topic openly"
+        );
+        return ExitCode::from(2);
+    }
     let mut server = match Server::bind(config.clone()) {
         Ok(s) => s,
         Err(e) => {
@@ -281,8 +384,8 @@ fn compare(args: CompareArgs) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Serve(args)) => serve(args.into_config()),
+        Some(Command::Serve(args)) => serve(args),
         Some(Command::Compare(args)) => compare(args),
-        None => serve(cli.serve.into_config()),
+        None => serve(cli.serve),
     }
 }
