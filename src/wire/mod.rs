@@ -5,5 +5,6 @@
 pub mod http1;
 pub mod json;
 pub mod query;
+pub mod resp;
 pub mod sse;
 pub mod websocket;
