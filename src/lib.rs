@@ -14,11 +14,12 @@
 //! | --- | --- | --- |
 //! | [`auth`] | JWT verification, topic grants, 401/403 | no |
 //! | [`config`] | every limit and timeout, with defaults | no |
-//! | [`wire`] | pure codecs: HTTP/1.1, query strings, JSON, SSE, WebSocket | no |
+//! | [`wire`] | pure codecs: HTTP/1.1, query strings, JSON, SSE, WebSocket, RESP2 (Redis) | no |
 //! | [`time`] | [`time::Instant`]: time as an argument (a leaf: imports nothing) | no |
 //! | [`ids`] | message ids, cursors, topic names (a leaf: imports only `config`) | no |
 //! | [`hub`] | topics, ring-buffer history, subscribers | no |
 //! | [`timers`] | deadlines, with time passed in | no |
+//! | [`redis`] | the shared log's Redis side: `redis://` URLs, the append script, pipelined replies matched in order | no |
 //! | [`session`] | one connection's state machine per transport | no |
 //! | [`engine`] | every session, timer and subscriber: the server without I/O | no |
 //! | [`stats`] | socket counters per transport, trace events | no |
@@ -47,6 +48,7 @@ pub mod engine;
 pub mod hub;
 pub mod ids;
 pub mod lab;
+pub mod redis;
 pub mod server;
 pub mod session;
 pub mod stats;

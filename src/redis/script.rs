@@ -1,0 +1,228 @@
+//! The append script: how a node adds a message to the shared log in one
+//! atomic step, and the commands that call it.
+//!
+//! [`APPEND_SCRIPT`] (`src/redis/append.lua`) runs inside Redis, so no two
+//! nodes can interleave between reading the sequence and writing the entry:
+//!
+//! 1. read the log's epoch and last `N` from one hash ([`LogKeys::meta`]);
+//!    when the hash has no epoch (a new log, or Redis restarted empty),
+//!    install the epoch the calling node proposes, start `N` at 1 and drop
+//!    whatever the stream still holds from the lost epoch;
+//! 2. `XADD` the message to the stream ([`LogKeys::stream`]) with the
+//!    explicit id `N-0`, trimming it to the newest `max_len` entries
+//!    (`MAXLEN`, exact);
+//! 3. store the epoch and `N` back in the hash, and return `{epoch, N}`.
+//!
+//! The epoch and `N` live in one hash so they are lost together: a Redis
+//! that forgot the sequence also forgot the epoch, so the next append
+//! starts a new epoch and every subscriber is told `reset` instead of
+//! seeing old ids reused. Stream ids are the consecutive `N-0`, never the
+//! time-based ids Redis makes up itself, so a reader that knows the last id
+//! it saw and the first id still kept knows exactly how many it missed.
+//!
+//! # Sequence read, then `XADD`, then the hash written
+//!
+//! Redis does not roll back a script's earlier writes when a later command
+//! in it fails. Taking `N` first (`HINCRBY`) and then failing in `XADD`
+//! (a stream key of the wrong type, an entry added by hand with a larger id)
+//! would use up an `N` that no message has: a hole that readers would count
+//! as a lost message. Reading `N` with `HGET` and writing it back only after
+//! the `XADD` succeeded leaves the log untouched when the script fails.
+//!
+//! # Trimmed globally, not per topic
+//!
+//! The stream keeps the newest `max_len` messages of all topics together.
+//! Per-topic trimming cannot be had from one stream: `MAXLEN` and `XTRIM`
+//! cut the oldest entries whatever their topic. It would take one stream
+//! per topic, and then the log would no longer be one ordered log: a node
+//! could not tail it with one `XREAD` on one key (`XREAD` names every key
+//! it reads, and the set of topics is open), and one cursor `E-N` could no
+//! longer resume any set of topics in one read. So the bound is global,
+//! like the sequence: Redis holds at most `max_len` messages, whatever
+//! their topics, and its memory is bounded by `max_len` × the largest
+//! message. The cost, to document for operators: a busy topic can push a
+//! quiet topic's history out of Redis sooner than `--history` per topic
+//! would on one node; size `max_len` for the busiest topics' history
+//! together.
+//!
+//! # Calling it
+//!
+//! Load the script once per connection ([`script_load_command`]; Redis
+//! answers with [`APPEND_SCRIPT_SHA1`]) and call it by its SHA
+//! ([`append_evalsha_command`]). A reply [`AppendError::NoScript`] means
+//! Redis lost its script cache (`SCRIPT FLUSH`, a restart or failover
+//! behind a proxy that kept the connection): the script did not run, so
+//! sending the same append again is safe. Pipeline `SCRIPT LOAD` and then
+//! the same `EVALSHA` again, or send it as [`append_eval_command`] (which
+//! carries the whole script; Redis 7.4 and later may evict scripts that
+//! only `EVAL` loaded, so `SCRIPT LOAD` is the lasting fix). To keep appends
+//! in the order they were sent, resend in order every append that got
+//! `NOSCRIPT` before sending new ones.
+
+use crate::wire::resp::{Arg, Reply};
+
+/// The Lua source run by `EVALSHA` / `EVAL` (see the module docs).
+pub const APPEND_SCRIPT: &str = include_str!("append.lua");
+
+/// The SHA-1 of [`APPEND_SCRIPT`] in lowercase hex, the name `EVALSHA`
+/// calls it by (checked against the source by a test).
+pub const APPEND_SCRIPT_SHA1: &str = "2e9f7b3f6ed979312e15a75c52bbfc982c766169";
+
+/// The two keys of one log, both under the deployment's key prefix, so
+/// several deployments can share one Redis.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogKeys {
+    meta: Vec<u8>,
+    stream: Vec<u8>,
+}
+
+impl LogKeys {
+    /// `<prefix>meta` (the hash of epoch and sequence) and `<prefix>log`
+    /// (the stream). A prefix in braces, `{pushlab}:`, keeps both in one
+    /// Redis Cluster hash slot, as a script touching both requires there.
+    pub fn new(prefix: &str) -> LogKeys {
+        LogKeys {
+            meta: [prefix.as_bytes(), b"meta"].concat(),
+            stream: [prefix.as_bytes(), b"log"].concat(),
+        }
+    }
+
+    /// The hash holding the fields `epoch` and `seq`.
+    pub fn meta(&self) -> &[u8] {
+        &self.meta
+    }
+
+    /// The stream of messages, ids `N-0`, fields `t` and `d`.
+    pub fn stream(&self) -> &[u8] {
+        &self.stream
+    }
+}
+
+/// One message to append, and what the script needs to know about the log.
+#[derive(Clone, Copy, Debug)]
+pub struct Append<'a> {
+    /// The log's keys.
+    pub keys: &'a LogKeys,
+    /// The epoch this node proposes when Redis has none (ASCII
+    /// alphanumeric, as every epoch).
+    pub proposed_epoch: &'a str,
+    /// Entries the stream keeps, all topics together; at least 1 (0 is
+    /// sent as 1: `MAXLEN 0` would drop the entry just added).
+    pub max_len: u64,
+    /// The topic.
+    pub topic: &'a [u8],
+    /// The message.
+    pub data: &'a [u8],
+}
+
+impl<'a> Append<'a> {
+    /// `numkeys key key arg arg arg arg`: what follows the script or its SHA.
+    fn tail(&self) -> [Arg<'a>; 7] {
+        [
+            Arg::Uint(2),
+            Arg::Bytes(self.keys.meta()),
+            Arg::Bytes(self.keys.stream()),
+            Arg::Bytes(self.proposed_epoch.as_bytes()),
+            Arg::Uint(self.max_len.max(1)),
+            Arg::Bytes(self.topic),
+            Arg::Bytes(self.data),
+        ]
+    }
+}
+
+/// `EVALSHA <sha> 2 <meta> <stream> <epoch> <max_len> <topic> <data>`.
+pub fn append_evalsha_command<'a>(append: &Append<'a>) -> [Arg<'a>; 9] {
+    let [a, b, c, d, e, f, g] = append.tail();
+    [
+        Arg::from("EVALSHA"),
+        Arg::from(APPEND_SCRIPT_SHA1),
+        a,
+        b,
+        c,
+        d,
+        e,
+        f,
+        g,
+    ]
+}
+
+/// `EVAL <script> 2 …`: the fallback after `NOSCRIPT`. Redis caches the
+/// script it runs, so later `EVALSHA`s find it again.
+pub fn append_eval_command<'a>(append: &Append<'a>) -> [Arg<'a>; 9] {
+    let [a, b, c, d, e, f, g] = append.tail();
+    [
+        Arg::from("EVAL"),
+        Arg::from(APPEND_SCRIPT),
+        a,
+        b,
+        c,
+        d,
+        e,
+        f,
+        g,
+    ]
+}
+
+/// `SCRIPT LOAD <script>`: answered with [`APPEND_SCRIPT_SHA1`] as a bulk
+/// string (see [`is_script_loaded`]).
+pub fn script_load_command() -> [Arg<'static>; 3] {
+    [
+        Arg::from("SCRIPT"),
+        Arg::from("LOAD"),
+        Arg::from(APPEND_SCRIPT),
+    ]
+}
+
+/// Did `SCRIPT LOAD` answer with the SHA this build calls?
+pub fn is_script_loaded(reply: &Reply) -> bool {
+    matches!(reply, Reply::Bulk(sha) if sha.as_slice() == APPEND_SCRIPT_SHA1.as_bytes())
+}
+
+/// A message the log accepted: its id is `epoch-seq`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// The log's epoch (the proposed one, or the one Redis already had).
+    pub epoch: String,
+    /// The message's `N`.
+    pub seq: u64,
+}
+
+/// Why an append did not happen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppendError {
+    /// `NOSCRIPT`: Redis does not know the script; it did not run. Send
+    /// the same append with [`append_eval_command`].
+    NoScript,
+    /// Redis refused (its error message): an out-of-memory refusal, a key
+    /// of the wrong type, an `XADD` id conflict. Nothing was appended.
+    Refused(Vec<u8>),
+    /// A reply that is not `{epoch, N}` with an ASCII alphanumeric epoch
+    /// and `N` ≥ 1: not this script's.
+    Unexpected(Reply),
+}
+
+/// Reads the script's reply to one append.
+pub fn decode_append_reply(reply: Reply) -> Result<Appended, AppendError> {
+    if reply.error_code() == Some(b"NOSCRIPT") {
+        return Err(AppendError::NoScript);
+    }
+    if let Reply::Error(message) = reply {
+        return Err(AppendError::Refused(message));
+    }
+    if let Reply::Array(items) = &reply {
+        if let [Reply::Bulk(epoch), Reply::Integer(seq)] = items.as_slice() {
+            let epoch_ok = !epoch.is_empty() && epoch.iter().all(u8::is_ascii_alphanumeric);
+            if epoch_ok && *seq >= 1 {
+                return Ok(Appended {
+                    epoch: String::from_utf8_lossy(epoch).into_owned(),
+                    seq: *seq as u64,
+                });
+            }
+        }
+    }
+    Err(AppendError::Unexpected(reply))
+}
+
+#[cfg(test)]
+#[path = "script_tests.rs"]
+mod tests;
