@@ -22,6 +22,7 @@
 //! | [`redis`] | the shared log's Redis side: `redis://` URLs, the append script, pipelined replies matched in order | no |
 //! | [`session`] | one connection's state machine per transport | no |
 //! | [`engine`] | every session, timer and subscriber: the server without I/O | no |
+//! | [`file_log`] | `--data-dir`: segment format (pure), writer thread (I/O) | its driver only |
 //! | [`stats`] | socket counters per transport, trace events | no |
 //! | [`server`] | the `mio` loop: sockets, clock, signals | **yes — the only one** |
 //! | [`lab`] | `pushlab compare`: clients of all four transports, measured | yes (client side) |
@@ -45,6 +46,7 @@
 pub mod auth;
 pub mod config;
 pub mod engine;
+pub mod file_log;
 pub mod hub;
 pub mod ids;
 pub mod lab;
