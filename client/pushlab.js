@@ -124,13 +124,19 @@ export function subscribe(baseUrl, topics, options = {}) {
       me.healthy = true;
       rounds = 0;
       status(t, "open", reason);
-      if (idx === 0) betterWait = o.retryBetter;
-      else {
+      if (idx === 0) {
+        betterWait = o.retryBetter;
         clearTimeout(better);
+        better = 0;
+      } else if (!better) {
+        // On a lower transport: try the first one again later, whatever
+        // reconnections happen meanwhile.
         better = setTimeout(() => {
-          if (!live()) return;
+          better = 0;
           betterWait = Math.min(betterWait * 2, 300000);
-          me.stop();
+          conn?.stop();
+          conn = null;
+          clearTimeout(timer);
           idx = 0;
           connect(`trying ${list[0]} again`);
         }, jitter(betterWait * 2));
@@ -140,7 +146,6 @@ export function subscribe(baseUrl, topics, options = {}) {
       if (!live()) return;
       conn = null;
       me.stop();
-      clearTimeout(better);
       const lived = Date.now() - me.began;
       quick = me.healthy && !me.got && lived < 1000 ? quick + 1 : 0;
       let delay;

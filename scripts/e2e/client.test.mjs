@@ -5,7 +5,9 @@
 //
 //   normal    the default transports, nothing in the way: WebSocket
 //   no-ws     a proxy that refuses WebSocket upgrades: lands on SSE
-//   cuts      a proxy that cuts every connection every 2.5 s (WebSocket)
+//   ws-back   upgrades refused, then allowed again: SSE, then back to
+//             WebSocket when the client retries it (retryBetter 1.5 s)
+//   cuts      a proxy that cuts every connection every ~3 s (WebSocket)
 //   sse-life  upgrades refused and --sse-max-lifetime 2s: SSE reconnects
 //   lp-cuts   long polling only, every connection cut every 2.5 s (Chromium
 //             replays a request whose idle keep-alive socket was cut, so
@@ -27,6 +29,7 @@ import { writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { openBrowser } from "./browser.mjs";
 import { startProxy } from "./tcpproxy.mjs";
+import { judge, publishSteadily, subscribeInPage } from "./delivery.mjs";
 
 const [bin, pidfile, ...only] = process.argv.slice(2);
 if (!bin || !pidfile) {
@@ -67,105 +70,15 @@ async function stopServer(s) {
   savePids();
 }
 
-// Publishes `count` messages, one every `every` ms, alternating two topics,
-// to whichever server `target()` names; a refused publish (the server is
-// restarting) is retried until it succeeds. Returns [{topic, id, data}].
-async function publishSteadily(target, count, every, during) {
-  const sent = [];
-  for (let k = 0; k < count; k++) {
-    const topic = k % 2 ? "beta" : "alpha";
-    const data = k % 10 === 3 ? `line one ${k}\nline two` : `m${k}`;
-    for (let tries = 0; ; tries++) {
-      try {
-        const r = await fetch(`http://127.0.0.1:${target()}/publish?topic=${topic}`, { method: "POST", body: data });
-        if (r.status !== 200) throw new Error(`publish ${r.status}`);
-        sent.push({ topic, id: (await r.json()).id, data });
-        break;
-      } catch (e) {
-        if (tries > 200) throw e;
-        await sleep(50);
-      }
-    }
-    await during?.(k);
-    await sleep(every);
-  }
-  return sent;
-}
-
-// Compares what the page got with what was sent: the same list, in order.
-function tally(sent, got) {
-  const key = (m) => `${m.topic}|${m.id}|${m.data}`;
-  const want = new Set(sent.map(key));
-  const seen = new Map();
-  for (const m of got) seen.set(key(m), (seen.get(key(m)) ?? 0) + 1);
-  const lost = sent.filter((m) => !seen.has(key(m))).length;
-  const duplicated = [...seen.values()].reduce((a, n) => a + n - 1, 0);
-  const foreign = got.filter((m) => !want.has(key(m))).length;
-  const order = got.map(key).filter((k, i, a) => a.indexOf(k) === i);
-  const expected = sent.map(key).filter((k) => seen.has(k));
-  const outOfOrder = order.reduce((a, k, i) => a + (k !== expected[i] ? 1 : 0), 0);
-  return { sent: sent.length, delivered: got.length, lost, duplicated, foreign, outOfOrder };
-}
-
 const started = Date.now();
 const browser = await openBrowser("pushlab-client-");
 const results = [];
-
-// Opens a page through `proxyPort`, subscribes with `options`; returns a
-// handle to read what the page received.
-async function subscribeInPage(proxyPort, options) {
-  const page = await browser.context.newPage();
-  const origin = `http://127.0.0.1:${proxyPort}`;
-  await page.goto(`${origin}/pushlab.js`);
-  await page.evaluate(async ([options]) => {
-    const { subscribe } = await import("/pushlab.js");
-    const t0 = performance.now();
-    const at = () => Math.round(performance.now() - t0);
-    window.got = [];
-    window.statuses = [];
-    window.resets = [];
-    window.missed = [];
-    window.sub = subscribe(location.origin, ["alpha", "beta"], {
-      ...options,
-      onMessage: (m) => window.got.push(m),
-      onReset: () => window.resets.push({ at: at(), after: window.got.length }),
-      onMissed: (n) => window.missed.push(n),
-      onStatus: (s) => window.statuses.push({ ...s, at: at() }),
-    });
-  }, [options]);
-  // Wait for the first open before publishing anything.
-  const deadline = Date.now() + 15000;
-  while (!(await page.evaluate(() => window.statuses.some((s) => s.state === "open")))) {
-    if (Date.now() > deadline) throw new Error("no transport opened within 15 s");
-    await sleep(50);
-  }
-  return {
-    page,
-    async collect(lastId) {
-      const until = Date.now() + 20000;
-      while (Date.now() < until && !(await page.evaluate((id) => window.got.some((m) => m.id === id), lastId))) await sleep(100);
-      const out = await page.evaluate(() => {
-        window.sub.close();
-        return { got: window.got, statuses: window.statuses, resets: window.resets, missed: window.missed, cursor: window.sub.cursor };
-      });
-      await page.close();
-      return out;
-    },
-  };
-}
-
-function describeSwitches(statuses) {
-  return statuses
-    .filter((s) => s.state !== "closed")
-    .map((s) => `${(s.at / 1000).toFixed(2)}s ${s.transport} ${s.state}${s.reason && s.state !== "open" ? ` (${s.reason})` : ""}`)
-    .join("; ");
-}
 
 const CASES = {
   async normal() {
     const srv = await startServer();
     const proxy = await startProxy(srv.port);
-    const sub = await subscribeInPage(proxy.port, {});
+    const sub = await subscribeInPage(browser, proxy.port, {});
     const sent = await publishSteadily(() => srv.port, 120, 40);
     const r = await sub.collect(sent.at(-1).id);
     await proxy.close();
@@ -175,17 +88,27 @@ const CASES = {
   async "no-ws"() {
     const srv = await startServer();
     const proxy = await startProxy(srv.port, { refuseUpgrade: true });
-    const sub = await subscribeInPage(proxy.port, {});
+    const sub = await subscribeInPage(browser, proxy.port, {});
     const sent = await publishSteadily(() => srv.port, 120, 40);
     const r = await sub.collect(sent.at(-1).id);
     await proxy.close();
     await stopServer(srv);
     return { sent, r, expect: { final: "sse", failedFirst: "ws" } };
   },
+  async "ws-back"() {
+    const srv = await startServer();
+    const proxy = await startProxy(srv.port, { refuseUpgrade: true });
+    const sub = await subscribeInPage(browser, proxy.port, { retryBetter: 1500 });
+    const sent = await publishSteadily(() => srv.port, 200, 40, (k) => { if (k === 10) proxy.setRefuseUpgrade(false); });
+    const r = await sub.collect(sent.at(-1).id);
+    await proxy.close();
+    await stopServer(srv);
+    return { sent, r, note: "upgrades allowed again after message 10", expect: { final: "ws", failedFirst: "ws" } };
+  },
   async cuts() {
     const srv = await startServer();
     const proxy = await startProxy(srv.port);
-    const sub = await subscribeInPage(proxy.port, {});
+    const sub = await subscribeInPage(browser, proxy.port, {});
     let cuts = 0;
     const sent = await publishSteadily(() => srv.port, 250, 40, (k) => { if (k % 60 === 59) cuts += proxy.cut(); });
     const r = await sub.collect(sent.at(-1).id);
@@ -196,7 +119,7 @@ const CASES = {
   async "sse-life"() {
     const srv = await startServer("--sse-max-lifetime", "2s", "--sse-retry", "300ms");
     const proxy = await startProxy(srv.port, { refuseUpgrade: true });
-    const sub = await subscribeInPage(proxy.port, {});
+    const sub = await subscribeInPage(browser, proxy.port, {});
     const sent = await publishSteadily(() => srv.port, 250, 40);
     const r = await sub.collect(sent.at(-1).id);
     await proxy.close();
@@ -206,7 +129,7 @@ const CASES = {
   async "lp-cuts"() {
     const srv = await startServer();
     const proxy = await startProxy(srv.port);
-    const sub = await subscribeInPage(proxy.port, { transports: ["long-poll"] });
+    const sub = await subscribeInPage(browser, proxy.port, { transports: ["long-poll"] });
     let cuts = 0;
     const sent = await publishSteadily(() => srv.port, 250, 40, (k) => { if (k % 60 === 59) cuts += proxy.cut(); });
     const r = await sub.collect(sent.at(-1).id);
@@ -217,7 +140,7 @@ const CASES = {
   async restart() {
     let srv = await startServer();
     const proxy = await startProxy(srv.port);
-    const sub = await subscribeInPage(proxy.port, {});
+    const sub = await subscribeInPage(browser, proxy.port, {});
     let restartedAt = 0;
     const sent = await publishSteadily(() => srv.port, 250, 40, async (k) => {
       if (k !== 100) return;
@@ -241,19 +164,7 @@ for (const name of Object.keys(CASES)) {
   let line = "";
   try {
     const { sent, r, note, expect } = await CASES[name]();
-    const c = tally(sent, r.got);
-    const opens = r.statuses.filter((s) => s.state === "open");
-    const last = opens.at(-1)?.transport;
-    if (c.lost || c.duplicated || c.foreign || c.outOfOrder) problems.push("delivery");
-    if (expect.final && last !== expect.final) problems.push(`ended on ${last}, expected ${expect.final}`);
-    if (expect.opens && opens.map((s) => s.transport).join() !== expect.opens.join()) problems.push(`opened ${opens.map((s) => s.transport)}`);
-    if (expect.failedFirst && r.statuses.find((s) => s.state === "failed")?.transport !== expect.failedFirst) problems.push(`${expect.failedFirst} did not fail first`);
-    if (expect.minOpens && opens.length < expect.minOpens) problems.push(`only ${opens.length} connections opened`);
-    if ((expect.resets ?? 0) !== r.resets.length) problems.push(`${r.resets.length} resets`);
-    if (r.missed.length) problems.push(`missed ${r.missed}`);
-    line = `sent ${c.sent}, delivered ${c.delivered}, lost ${c.lost}, duplicated ${c.duplicated}, out of order ${c.outOfOrder}` +
-      `${r.resets.length ? `, reset after message ${r.resets.map((x) => x.after)} at ${r.resets.map((x) => (x.at / 1000).toFixed(2))}s` : ""}` +
-      `${note ? `, ${note}` : ""}\n    ${describeSwitches(r.statuses)}`;
+    ({ problems, line } = judge(sent, r, expect, note));
   } catch (e) {
     problems.push(e.message);
   }

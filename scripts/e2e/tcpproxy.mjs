@@ -2,7 +2,7 @@
 // upstream pushlab and can misbehave the way real networks do.
 //
 //   const p = await startProxy(upstreamPort, { refuseUpgrade: true });
-//   p.port; p.cut(); p.setUpstream(port); await p.close();
+//   p.port; p.cut(); p.setUpstream(port); p.setRefuseUpgrade(false); await p.close();
 //
 // refuseUpgrade: a request whose head asks for `Upgrade: websocket` gets
 //   403 and is closed (what a proxy without WebSocket support does);
@@ -51,6 +51,7 @@ export function startProxy(upstream, { refuseUpgrade = false } = {}) {
       resolve({
         port: server.address().port,
         setUpstream(port) { upstream = port; },
+        setRefuseUpgrade(on) { refuseUpgrade = on; },
         cut() {
           const n = pairs.size;
           for (const p of pairs) { p.client.destroy(); p.remote?.destroy(); }
