@@ -8,5 +8,11 @@
 //! tells the whole story.
 //!
 //! - [`format`]: the record and segment format and the scanner. Pure.
+//! - [`journal`]: the loop's side: numbering, the turn's group of records,
+//!   what each report of the writer commits or refuses. Pure.
+//! - [`disk`]: the thin I/O driver: the directory and its lock, recovery at
+//!   start, the writer thread (group commit, rotation, deletion).
 
+pub mod disk;
 pub mod format;
+pub mod journal;
