@@ -71,18 +71,54 @@ fn a_listed_origin_can_publish_and_poll() {
     assert!(r.text().contains("\"data\":\"hi\""), "{}", r.text());
 }
 
+/// `--allow-origin '*'`: any origin, `null` included, without credentials
+/// (Fetch §3.2.5) — the wildcard, never the origin echoed with
+/// `Access-Control-Allow-Credentials`, on answers and preflights alike.
 #[test]
-fn star_echoes_whatever_origin_asks() {
+fn star_allows_any_origin_without_credentials() {
     let server = server(&["*"]);
-    for origin in ["https://a.example", "http://localhost:8000"] {
+    for origin in ["https://a.example", "http://localhost:8000", "null"] {
         let r = send(
             &server,
             &format!("GET /poll?topic=t HTTP/1.1\r\nOrigin: {origin}\r\n"),
             "",
         );
         assert_eq!(r.status, 200);
-        assert_cors(&r, origin);
+        assert_wildcard(&r);
+        let preflight = format!(
+            "OPTIONS /publish?topic=t HTTP/1.1\r\nOrigin: {origin}\r\n\
+             Access-Control-Request-Method: POST\r\n\
+             Access-Control-Request-Headers: authorization\r\n"
+        );
+        let r = send(&server, &preflight, "");
+        assert_eq!(r.status, 204, "{origin}");
+        assert_wildcard(&r);
+        assert_eq!(r.header("Access-Control-Allow-Methods"), Some("POST"));
     }
+}
+
+/// A star beside named origins: the named ones keep their credentials.
+#[test]
+fn a_named_origin_beside_a_star_keeps_its_credentials() {
+    let server = server(&["*", APP]);
+    let r = send(
+        &server,
+        &format!("GET /poll?topic=t HTTP/1.1\r\nOrigin: {APP}\r\n"),
+        "",
+    );
+    assert_cors(&r, APP);
+    let r = send(
+        &server,
+        "GET /poll?topic=t HTTP/1.1\r\nOrigin: http://other.test\r\n",
+        "",
+    );
+    assert_wildcard(&r);
+    assert_eq!(r.header("Vary"), Some("Origin"));
+}
+
+fn assert_wildcard(r: &Response) {
+    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"), "{r:?}");
+    assert_eq!(r.header("Access-Control-Allow-Credentials"), None, "{r:?}");
 }
 
 #[test]
@@ -203,7 +239,7 @@ fn a_400_is_readable_cross_origin() {
 
 #[test]
 fn same_origin_requests_are_untouched() {
-    let server = server(&["*"]);
+    let server = server(&["*", APP]);
     let r = send(&server, "GET /poll?topic=t HTTP/1.1\r\n", "");
     assert_eq!(r.status, 200);
     assert_no_cors(&r);

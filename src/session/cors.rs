@@ -4,16 +4,21 @@
 //! handshakes, see `session/websocket.rs`).
 //!
 //! - A request to a cross-origin route (`Route::is_cross_origin`) whose
-//!   `Origin` is allowed gets, on every response head — success or error,
-//!   SSE stream included — `Access-Control-Allow-Origin: <that origin>`,
-//!   `Access-Control-Allow-Credentials: true` and `Vary: Origin`
-//!   ([`with_headers`]). The origin is echoed rather than `*`: Fetch §3.2.5
-//!   refuses `*` for a request with credentials (`EventSource` with
-//!   `withCredentials`, `fetch` with `credentials: "include"`).
+//!   `Origin` is **listed by name** gets, on every response head — success
+//!   or error, SSE stream included — `Access-Control-Allow-Origin: <that
+//!   origin>`, `Access-Control-Allow-Credentials: true` and `Vary: Origin`
+//!   ([`with_headers`]): a page of that origin may send credentials.
+//! - One let in only by `*` gets `Access-Control-Allow-Origin: *` and no
+//!   `Access-Control-Allow-Credentials`: any origin, without credentials.
+//!   Fetch's CORS check (§3.2.5) passes `*` only for a request whose
+//!   credentials mode is not "include", so the browser refuses the answer
+//!   to a credentialed request; echoing the origin with credentials would
+//!   lend the user's cookies to every site, which `*` must not mean.
 //! - A CORS-preflight request (Fetch §3.2.2: `OPTIONS` with `Origin` and
 //!   `Access-Control-Request-Method`) to such a route is answered `204` with
 //!   the route's methods, [`ALLOW_HEADERS`] and a max-age
-//!   ([`with_preflight_headers`]); from an origin not allowed, `403`.
+//!   ([`with_preflight_headers`]), under the same origin and credentials
+//!   rule; from an origin not allowed, `403`.
 //! - No `--allow-origin` (the default), no `Origin` header, an origin not
 //!   listed, or another route: no CORS header at all, and the response bytes
 //!   are those of a same-origin request.
@@ -28,7 +33,6 @@
 use super::routing::lookup;
 use crate::config::CORS_MAX_AGE;
 use crate::wire::http1::{Method, RequestHead, ResponseHead};
-use crate::wire::websocket::handshake::origin_listed;
 
 /// The request headers a cross-origin page may send (Fetch §3.2.3
 /// `Access-Control-Allow-Headers`): `Authorization` carries the
@@ -38,11 +42,21 @@ use crate::wire::websocket::handshake::origin_listed;
 /// (Fetch §3.2.3), and it never covers `Authorization`.
 pub const ALLOW_HEADERS: &str = "Authorization, Content-Type, Last-Event-ID";
 
-/// The origin to echo in the response to `head`, when the request is
-/// cross-origin, allowed, and to a route that takes cross-origin requests.
-/// Costs one comparison (no lookup, no allocation) when `allow` is empty,
-/// and no allocation when the request has no `Origin`.
-pub fn allowed_origin(head: &RequestHead, allow: &[String]) -> Option<Box<str>> {
+/// How a cross-origin request was let in, which decides its CORS headers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Allowed {
+    /// The origin is listed by name: echoed, with credentials.
+    Named(Box<str>),
+    /// Only `*` lets it in: the wildcard, without credentials. `vary` when
+    /// the list also names origins, so the answer depends on `Origin`.
+    Any { vary: bool },
+}
+
+/// How the request `head` is let in, when it is cross-origin, allowed, and
+/// to a route that takes cross-origin requests. Costs one comparison (no
+/// lookup, no allocation) when `allow` is empty, and no allocation when the
+/// request has no `Origin` or is let in by `*`.
+pub fn allowed_origin(head: &RequestHead, allow: &[String]) -> Option<Allowed> {
     if allow.is_empty() {
         return None;
     }
@@ -53,11 +67,17 @@ pub fn allowed_origin(head: &RequestHead, allow: &[String]) -> Option<Box<str>> 
         return None;
     }
     let (route, _) = lookup(head.path())?;
-    if !route.is_cross_origin() || !origin_listed(origin, allow) {
+    if !route.is_cross_origin() {
         return None;
     }
-    // Visible ASCII, so valid UTF-8.
-    std::str::from_utf8(origin).ok().map(Box::from)
+    let named = |entry: &String| entry != "*" && entry.as_bytes().eq_ignore_ascii_case(origin);
+    if allow.iter().any(named) {
+        // Visible ASCII, so valid UTF-8.
+        return std::str::from_utf8(origin).ok().map(|o| Allowed::Named(o.into()));
+    }
+    allow.iter().any(|entry| entry == "*").then(|| Allowed::Any {
+        vary: allow.iter().any(|entry| entry != "*"),
+    })
 }
 
 /// When `head` is a CORS-preflight request (Fetch §3.2.2: `OPTIONS` with an
@@ -79,20 +99,29 @@ pub fn preflight_methods(head: &RequestHead, allow: &[String]) -> Option<&'stati
 }
 
 /// Adds the headers of an allowed cross-origin response (Fetch §3.2.3).
-pub fn with_headers<'a>(h: ResponseHead<'a>, origin: &str) -> ResponseHead<'a> {
-    h.header("Access-Control-Allow-Origin", origin)
-        .header("Access-Control-Allow-Credentials", "true")
-        // RFC 9110 §12.5.5: the response depends on the request's Origin.
-        .header("Vary", "Origin")
+pub fn with_headers<'a>(h: ResponseHead<'a>, allowed: &Allowed) -> ResponseHead<'a> {
+    match allowed {
+        Allowed::Named(origin) => h
+            .header("Access-Control-Allow-Origin", origin)
+            .header("Access-Control-Allow-Credentials", "true")
+            // RFC 9110 §12.5.5: the response depends on the request's Origin.
+            .header("Vary", "Origin"),
+        // Fetch §3.2.5: `*` passes the CORS check only without credentials;
+        // no `Access-Control-Allow-Credentials`, which `*` never goes with.
+        Allowed::Any { vary: false } => h.header("Access-Control-Allow-Origin", "*"),
+        Allowed::Any { vary: true } => h
+            .header("Access-Control-Allow-Origin", "*")
+            .header("Vary", "Origin"),
+    }
 }
 
 /// Adds the headers of a successful preflight for a route taking `methods`.
 pub fn with_preflight_headers<'a>(
     h: ResponseHead<'a>,
-    origin: &str,
+    allowed: &Allowed,
     methods: &str,
 ) -> ResponseHead<'a> {
-    with_headers(h, origin)
+    with_headers(h, allowed)
         .header("Access-Control-Allow-Methods", methods)
         .header("Access-Control-Allow-Headers", ALLOW_HEADERS)
         .header("Access-Control-Max-Age", CORS_MAX_AGE.as_secs())
@@ -105,6 +134,7 @@ mod session_tests;
 mod tests {
     use super::*;
     use crate::wire::http1::parse_head;
+    use crate::wire::websocket::handshake::origin_listed;
 
     fn head(text: &str) -> RequestHead {
         parse_head(text.as_bytes()).unwrap()
@@ -124,29 +154,68 @@ mod tests {
         assert!(!origin_listed(app, &list(&[])));
     }
 
+    fn named(origin: &str) -> Option<Allowed> {
+        Some(Allowed::Named(origin.into()))
+    }
+
     #[test]
-    fn the_origin_is_echoed_only_for_cross_origin_routes() {
-        let allow = list(&["*"]);
+    fn cors_applies_only_to_cross_origin_routes() {
+        let allow = list(&["http://o.test"]);
         for path in ["/events", "/poll", "/long-poll", "/stats", "/publish"] {
             let h = head(&format!(
                 "GET {path}?topic=a HTTP/1.1\r\nHost: t\r\nOrigin: http://o.test\r\n\r\n"
             ));
-            assert_eq!(
-                allowed_origin(&h, &allow).as_deref(),
-                Some("http://o.test"),
-                "{path}"
-            );
+            assert_eq!(allowed_origin(&h, &allow), named("http://o.test"), "{path}");
         }
         for path in ["/", "/ws", "/echo", "/metrics", "/trace", "/nope"] {
             let h = head(&format!(
                 "GET {path} HTTP/1.1\r\nHost: t\r\nOrigin: http://o.test\r\n\r\n"
             ));
             assert_eq!(allowed_origin(&h, &allow), None, "{path}");
+            assert_eq!(allowed_origin(&h, &list(&["*"])), None, "{path}");
         }
     }
 
     #[test]
-    fn nothing_is_echoed_without_an_allowed_visible_origin() {
+    fn star_lets_any_origin_in_without_credentials() {
+        let get = |origin: &str| {
+            head(&format!(
+                "GET /poll HTTP/1.1\r\nHost: t\r\nOrigin: {origin}\r\n\r\n"
+            ))
+        };
+        let star = list(&["*"]);
+        for origin in ["http://o.test", "null", "https://evil.example"] {
+            assert_eq!(
+                allowed_origin(&get(origin), &star),
+                Some(Allowed::Any { vary: false }),
+                "{origin}"
+            );
+        }
+        // Named entries keep credentials, even beside a star.
+        let mixed = list(&["*", "http://app.test"]);
+        assert_eq!(
+            allowed_origin(&get("http://APP.test"), &mixed),
+            named("http://APP.test")
+        );
+        assert_eq!(
+            allowed_origin(&get("http://o.test"), &mixed),
+            Some(Allowed::Any { vary: true })
+        );
+    }
+
+    #[test]
+    fn a_wildcard_answer_never_allows_credentials() {
+        let mut out = Vec::new();
+        with_headers(ResponseHead::new(&mut out, 200), &Allowed::Any { vary: false })
+            .finish(0, true);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("Access-Control-Allow-Origin: *\r\n"), "{text}");
+        assert!(!text.contains("Credentials"), "{text}");
+        assert!(!text.contains("Vary"), "{text}");
+    }
+
+    #[test]
+    fn nothing_is_allowed_without_a_visible_listed_origin() {
         let get = |origin: &str| {
             head(&format!(
                 "GET /poll HTTP/1.1\r\nHost: t\r\n{origin}\r\n",
@@ -164,8 +233,8 @@ mod tests {
         let only = list(&["http://a.test"]);
         assert_eq!(allowed_origin(&get("http://o.test"), &only), None);
         assert_eq!(
-            allowed_origin(&get("http://a.test"), &only).as_deref(),
-            Some("http://a.test")
+            allowed_origin(&get("http://a.test"), &only),
+            named("http://a.test")
         );
     }
 

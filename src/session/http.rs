@@ -88,8 +88,18 @@ impl Session {
             self.classify(r.transport(), ctx);
         }
         let (id, t) = (self.id, self.transport);
+        // docs/api.md § /trace: the method and the route's path, nothing
+        // else the client wrote (no query string, no unknown path or method).
         ctx.trace(id, t, "request", len, || {
-            format!("{} {}", head.method.as_str(), head.target)
+            let method = match head.method {
+                Method::Other(_) => "other",
+                ref m => m.as_str(),
+            };
+            let path = match routed {
+                Routed::NotFound => "?",
+                _ => head.path(),
+            };
+            format!("{method} {path}")
         });
         let needs_body = routed == Routed::Found(Route::Publish);
         if head.framing == BodyFraming::None && !needs_body {
@@ -244,7 +254,18 @@ impl Session {
             Route::LongPoll => self.start_long_poll(req, &query, ctx),
             Route::Events => self.start_sse(req, &head, &query, ctx),
             Route::Ws | Route::Echo => self.start_websocket(r, &head, &query, ctx),
-            Route::Trace => self.start_trace(ctx),
+            Route::Trace => {
+                // docs/api.md § /trace: watching every socket is restricted
+                // whenever publishing is.
+                if let Some(token) = auth::admin_token(ctx.config) {
+                    if !auth::bearer_matches(&head, token) {
+                        self.count_request(Transport::Http, ctx);
+                        let why = "/trace needs Authorization: Bearer <token>";
+                        return self.refuse(Refusal::unauthorized(why), !req.keep_alive, ctx);
+                    }
+                }
+                self.start_trace(ctx)
+            }
         }
     }
 
@@ -380,7 +401,8 @@ impl Session {
             self.out.push_owned(body.into_bytes());
         }
         let (id, t) = (self.id, self.transport);
-        ctx.trace(id, t, "response", 0, || format!("{status} {why}"));
+        // The status only: `why` may quote what the client sent.
+        ctx.trace(id, t, "response", 0, || status.to_string());
         if close {
             self.state = State::Head {
                 scanned: 0,

@@ -213,7 +213,7 @@ pub struct Session {
     /// The `Origin` to echo in CORS headers of the response to the current
     /// request ([`cors::allowed_origin`]); `None` (nothing allocated) for a
     /// same-origin request or when `--allow-origin` is not set.
-    cors: Option<Box<str>>,
+    cors: Option<cors::Allowed>,
     /// Bytes this connection's partial message holds against
     /// `--assembly-memory` ([`Assembly::charge`]).
     assembling: usize,

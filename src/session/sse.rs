@@ -165,7 +165,7 @@ pub fn lifetime_deadline(now: Instant, max: Duration, conn: usize) -> Instant {
 
 /// The response head of a stream, with the CORS headers when the request
 /// came from an allowed origin (`session/cors.rs`).
-fn write_head(out: &mut Vec<u8>, cors_origin: Option<&str>) {
+fn write_head(out: &mut Vec<u8>, cors_origin: Option<&cors::Allowed>) {
     // No Content-Length and no Transfer-Encoding: the body is delimited by
     // the connection closing (RFC 9112 §6.3 rule 8), and `Connection: close`
     // says so to every hop. `X-Accel-Buffering: no` turns nginx's response
@@ -222,7 +222,7 @@ impl Session {
         let batch = sub.read_backlog(ctx.hub, cursor.as_ref(), ctx.now);
 
         let mut first = Vec::with_capacity(256);
-        write_head(&mut first, self.cors.as_deref());
+        write_head(&mut first, self.cors.as_ref());
         encode_retry(&mut first, ctx.config.sse_retry.as_millis() as u64);
         write_notices(&mut first, &batch, &ctx.hub.format_id(batch.next_seq));
         let multi = sub.topics().len() > 1;

@@ -390,11 +390,10 @@ impl Session {
                     None => "in pong".into(),
                 });
             }
-            Event::Close { code, reason } => {
+            // The trace shows the code only: the reason is the peer's own text.
+            Event::Close { code, .. } => {
                 let wire = code.map_or(CloseCode::NO_STATUS.0, |c| c.0);
-                ctx.trace(id, t, "frame", len, || {
-                    format!("in close {wire} {reason:?}")
-                });
+                ctx.trace(id, t, "frame", len, || format!("in close {wire}"));
                 conn.close_code.get_or_insert(wire);
                 // RFC 6455 §5.5.1: the endpoint "MUST send a Close frame in
                 // response", typically "echoing the status code it received".
@@ -519,7 +518,7 @@ impl Session {
             conn.close_code.get_or_insert(code.0);
             let mut out = Vec::new();
             conn.protocol.send_close(Some(code), reason, &mut out);
-            self.ws_push_control(out, &format!("close {code} {reason:?}"), ctx);
+            self.ws_push_control(out, &format!("close {code}"), ctx);
         }
         self.ws_closing(ctx);
     }

@@ -39,7 +39,7 @@ fn get(path: &str, origin: Option<&str>) -> String {
 
 #[test]
 fn an_allowed_origin_is_echoed_on_poll_long_poll_and_stats() {
-    for allow in [&[ORIGIN][..], &["*"], &["http://other.test", ORIGIN]] {
+    for allow in [&[ORIGIN][..], &["*", ORIGIN], &["http://other.test", ORIGIN]] {
         for path in ["/poll?topic=a", "/long-poll?topic=a&timeout=0", "/stats"] {
             let mut rig = rig(allow);
             let head = head_of(&answer(&mut rig, &get(path, Some(ORIGIN))));
@@ -66,7 +66,7 @@ fn same_origin_responses_are_unchanged_byte_for_byte() {
 
 #[test]
 fn the_body_is_the_same_cross_origin() {
-    let mut rig = rig(&["*"]);
+    let mut rig = rig(&[ORIGIN]);
     rig.publish("a", "hello");
     let cross = answer(&mut rig, &get("/poll?topic=a&since=0", Some(ORIGIN)));
     let same = answer(&mut rig, &get("/poll?topic=a&since=0", None));
@@ -82,14 +82,14 @@ fn the_body_is_the_same_cross_origin() {
 #[test]
 fn routes_for_the_own_origin_get_no_cors_headers() {
     for path in ["/", "/metrics"] {
-        let head = head_of(&answer(&mut rig(&["*"]), &get(path, Some(ORIGIN))));
+        let head = head_of(&answer(&mut rig(&[ORIGIN]), &get(path, Some(ORIGIN))));
         assert!(!head.contains("Access-Control"), "{path}: {head}");
     }
 }
 
 #[test]
 fn a_400_is_readable_cross_origin() {
-    let head = head_of(&answer(&mut rig(&["*"]), &get("/poll", Some(ORIGIN))));
+    let head = head_of(&answer(&mut rig(&[ORIGIN]), &get("/poll", Some(ORIGIN))));
     assert!(head.starts_with("HTTP/1.1 400 "), "{head}");
     assert!(head.contains(CORS_HEADERS), "{head}");
 }
@@ -117,7 +117,7 @@ fn a_publish_refused_before_its_body_is_readable_cross_origin() {
 
 #[test]
 fn an_event_stream_head_carries_the_cors_headers() {
-    let mut rig = rig(&["*"]);
+    let mut rig = rig(&[ORIGIN]);
     let out = answer(&mut rig, &get("/events?topic=a", Some(ORIGIN)));
     let (head, body) = split_head(&out);
     assert!(
@@ -183,7 +183,7 @@ fn options_stays_405_without_allow_origin_or_without_the_preflight_header() {
 
 #[test]
 fn a_held_long_poll_answers_with_the_cors_headers_and_the_next_request_without() {
-    let mut rig = rig(&["*"]);
+    let mut rig = rig(&[ORIGIN]);
     let mut s = Session::new(1, Instant::ZERO, &rig.config);
     let held = get("/long-poll?topic=a&timeout=5", Some(ORIGIN));
     let next = get("/poll?topic=a", None);
@@ -197,4 +197,44 @@ fn a_held_long_poll_answers_with_the_cors_headers_and_the_next_request_without()
     assert!(first.contains(CORS_HEADERS), "{first}");
     assert!(second.starts_with("HTTP/1.1 200"), "{second}");
     assert!(!second.contains("Access-Control"), "{second}");
+}
+
+/// `*` is any origin without credentials (Fetch §3.2.5): a wildcard on the
+/// answer, never `Access-Control-Allow-Credentials`, for simple requests and
+/// preflights alike — so a browser refuses the credentialed request.
+#[test]
+fn star_answers_any_origin_with_the_wildcard_and_without_credentials() {
+    for origin in ["http://evil.test", "null"] {
+        let head = head_of(&answer(&mut rig(&["*"]), &get("/poll?topic=a", Some(origin))));
+        assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+        assert!(head.contains("Access-Control-Allow-Origin: *\r\n"), "{head}");
+        assert!(!head.contains(origin), "{head}");
+        assert!(!head.contains("Credentials"), "{head}");
+        let preflight = format!(
+            "OPTIONS /publish?topic=a HTTP/1.1\r\nHost: t\r\nOrigin: {origin}\r\n\
+             Access-Control-Request-Method: POST\r\n\
+             Access-Control-Request-Headers: authorization\r\n\r\n"
+        );
+        let out = answer(&mut rig(&["*"]), &preflight);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 204 No Content\r\nServer: pushlab\r\n\
+             Access-Control-Allow-Origin: *\r\n\
+             Access-Control-Allow-Methods: POST\r\n\
+             Access-Control-Allow-Headers: Authorization, Content-Type, Last-Event-ID\r\n\
+             Access-Control-Max-Age: 600\r\n\
+             Connection: keep-alive\r\n\r\n"
+        );
+    }
+    // Beside named origins, a named one keeps its credentials and the
+    // others get the wildcard with `Vary: Origin`.
+    let mixed = ["*", ORIGIN];
+    let head = head_of(&answer(&mut rig(&mixed), &get("/poll?topic=a", Some(ORIGIN))));
+    assert!(head.contains(CORS_HEADERS), "{head}");
+    let head = head_of(&answer(&mut rig(&mixed), &get("/poll?topic=a", Some("http://x.test"))));
+    assert!(
+        head.contains("Access-Control-Allow-Origin: *\r\nVary: Origin\r\n"),
+        "{head}"
+    );
+    assert!(!head.contains("Credentials"), "{head}");
 }
