@@ -3,8 +3,7 @@
 //!
 //! The command line (`src/main.rs`) fills a [`Config`]; the sans-I/O core reads
 //! it and never looks anywhere else for a number. Durations are written
-//! `500ms`, `15s`, `2m`, `1h`; sizes in bytes with an optional `KiB`/`MiB`
-//! suffix ([`parse_duration`], [`parse_size`]).
+//! `500ms`, `15s`, `2m`, `1h`; sizes in bytes with an optional unit (`KiB`, `MiB`, …, any case) ([`parse_duration`], [`parse_size`]).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -18,10 +17,10 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// Most header fields in one request head (httparse needs a fixed array).
 pub const MAX_HEADERS: usize = 64;
 
-/// Most topics one subscriber may name in `topic=a,b,c` (DESIGN.md §1).
+/// Most topics one subscriber may name in `topic=a,b,c` (docs/api.md § Topics and messages).
 pub const MAX_TOPICS_PER_SUBSCRIBER: usize = 32;
 
-/// Longest topic name in bytes (DESIGN.md §1).
+/// Longest topic name in bytes (docs/api.md § Topics and messages).
 pub const MAX_TOPIC_LEN: usize = 128;
 
 /// Bytes read from a socket per `read` call; the buffer is owned by the event
@@ -208,23 +207,60 @@ pub fn parse_duration(s: &str) -> Result<Duration, ParseError> {
         .ok_or_else(|| ParseError(format!("`{s}` is too long a duration")))
 }
 
-/// Reads `65536`, `64KiB`, `16MiB` (also `KB`/`MB`/`K`/`M` as binary units).
+/// The size units [`parse_size`] reads, for its error message.
+const SIZE_UNITS: &str = "B, K/KB/KiB, M/MB/MiB, G/GB/GiB, in any case";
+
+/// Reads `65536`, `64KiB`, `16MiB`. Units are case-insensitive and all
+/// binary: `64kb`, `64K` and `64KiB` are 65536 bytes (a server limit is no
+/// place for the 1000-versus-1024 distinction; docs/api.md § Command line).
 pub fn parse_size(s: &str) -> Result<usize, ParseError> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
-    let n: usize = digits
-        .parse()
-        .map_err(|_| ParseError(format!("`{s}` is not a size like 65536, 64KiB, 16MiB")))?;
-    let mul = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" | "KB" | "K" | "k" => 1024,
-        "MiB" | "MB" | "M" => 1024 * 1024,
-        "GiB" | "GB" | "G" => 1024 * 1024 * 1024,
-        other => return Err(ParseError(format!("`{s}`: unknown size unit `{other}`"))),
+    let n: usize = digits.parse().map_err(|_| {
+        ParseError(format!(
+            "`{s}` is not a size like 65536, 64KiB, 16MiB (units: {SIZE_UNITS})"
+        ))
+    })?;
+    let mul = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        _ => {
+            return Err(ParseError(format!(
+                "`{s}`: unknown size unit `{}` (units: {SIZE_UNITS})",
+                unit.trim()
+            )))
+        }
     };
     n.checked_mul(mul)
         .ok_or_else(|| ParseError(format!("`{s}` is too large a size")))
+}
+
+/// Reads a listening address `HOST:PORT` (docs/api.md § Command line):
+/// `HOST` is an IPv4 address, an IPv6 address in brackets, `localhost`, or
+/// nothing. `localhost` and an empty host (`:8080`, `:0`) are 127.0.0.1:
+/// an address that names no host listens on loopback only, the safe choice
+/// for a lab server; every interface is asked for by name (`0.0.0.0:PORT`,
+/// `[::]:PORT`). No name is resolved: host names other than `localhost` are
+/// refused, so the address printed is the one typed.
+pub fn parse_addr(s: &str) -> Result<SocketAddr, ParseError> {
+    let s = s.trim();
+    let usage = || {
+        ParseError(format!(
+            "`{s}` is not an address like 127.0.0.1:8080, :0, localhost:0, [::1]:8080 or 0.0.0.0:8080"
+        ))
+    };
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let (host, port) = s.rsplit_once(':').ok_or_else(usage)?;
+    let port: u16 = port.parse().map_err(|_| usage())?;
+    if host.is_empty() || host.eq_ignore_ascii_case("localhost") {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    Err(usage())
 }
 
 #[cfg(test)]
@@ -241,6 +277,38 @@ mod tests {
         assert!(parse_duration("1d").is_err());
         assert!(parse_duration("ms").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn sizes_read_units_in_any_case_and_name_them_when_wrong() {
+        for s in ["64kb", "64KB", "64KiB", "64kib", "64k", "64K"] {
+            assert_eq!(parse_size(s), Ok(65536), "{s}");
+        }
+        assert_eq!(parse_size("2mb"), Ok(2 << 20));
+        assert_eq!(parse_size("1gib"), Ok(1 << 30));
+        assert_eq!(parse_size("7b"), Ok(7));
+        let err = parse_size("64kB/s").unwrap_err().0;
+        assert!(err.contains("KiB") && err.contains("MiB"), "{err}");
+        let err = parse_size("lots").unwrap_err().0;
+        assert!(err.contains("K/KB/KiB"), "{err}");
+    }
+
+    #[test]
+    fn addresses_without_a_host_or_with_localhost_are_loopback() {
+        let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        assert_eq!(parse_addr(":0"), Ok(loopback(0)));
+        assert_eq!(parse_addr(":8080"), Ok(loopback(8080)));
+        assert_eq!(parse_addr("localhost:0"), Ok(loopback(0)));
+        assert_eq!(parse_addr("LOCALHOST:9"), Ok(loopback(9)));
+        assert_eq!(parse_addr("127.0.0.1:0"), Ok(loopback(0)));
+        assert_eq!(
+            parse_addr("0.0.0.0:80"),
+            Ok(SocketAddr::from(([0, 0, 0, 0], 80)))
+        );
+        assert_eq!(parse_addr("[::1]:0").map(|a| a.is_ipv6()), Ok(true));
+        for bad in ["", "8080", "example.com:80", ":http", "localhost", ":99999"] {
+            assert!(parse_addr(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

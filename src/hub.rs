@@ -1,7 +1,7 @@
 //! The pub/sub hub: topics, message ids, ring-buffer history and subscribers.
 //! Pure data — no sockets, no clock (time comes in as an argument).
 //!
-//! # Ids and cursors (DESIGN.md §1)
+//! # Ids and cursors (docs/api.md § Ids and cursors)
 //!
 //! A message id is `E-N`: `E` is the hub's epoch, chosen by whoever creates
 //! the hub (the server uses its start time), and `N` a hub-wide sequence

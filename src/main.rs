@@ -5,17 +5,20 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use pushlab::auth::{Algorithm, Key, Policy, Secret, TopicPattern, Verifier};
-use pushlab::config::{parse_duration, parse_size, Config};
+use pushlab::config::{parse_addr, parse_duration, parse_size, Config};
 use pushlab::server::Server;
 
 #[derive(Parser)]
 #[command(
     name = "pushlab",
     version,
-    about = "Short polling, long polling, SSE and WebSockets from one mio event loop"
+    about = "Short polling, long polling, SSE and WebSockets from one mio event loop",
+    // `pushlab --history 1 serve --history 2`: the later value wins.
+    args_override_self = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -42,67 +45,100 @@ fn size(s: &str) -> Result<usize, String> {
     parse_size(s).map_err(|e| e.to_string())
 }
 
+/// Why a zero is refused: a limit or interval of 0 gives a server that
+/// refuses everyone, forgets everything at once, or spins.
+const ZERO: &str = "must be more than 0 (0 would make the server useless)";
+
+fn positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = duration(s)?;
+    if d.is_zero() {
+        return Err(ZERO.into());
+    }
+    Ok(d)
+}
+
+fn positive_size(s: &str) -> Result<usize, String> {
+    match size(s)? {
+        0 => Err(ZERO.into()),
+        n => Ok(n),
+    }
+}
+
+fn positive_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err(ZERO.into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number")),
+    }
+}
+
+fn addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    parse_addr(s).map_err(|e| e.to_string())
+}
+
 /// Every limit and timeout; defaults are those of `Config::default()`.
 #[derive(Args, Clone)]
 struct ServeArgs {
-    /// Address to listen on (port 0 picks a free one).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address to listen on: HOST:PORT, HOST an IP address, `[v6]`,
+    /// `localhost`, or nothing (`:8080`, `:0`) for 127.0.0.1 — loopback;
+    /// `0.0.0.0:PORT` listens on every interface. Port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = addr)]
     addr: std::net::SocketAddr,
     /// Messages kept per topic.
-    #[arg(long, default_value = "1024")]
+    #[arg(long, default_value = "1024", value_parser = positive_count)]
     history: usize,
     /// Longest a message is kept.
-    #[arg(long, default_value = "1h", value_parser = duration)]
+    #[arg(long, default_value = "1h", value_parser = positive_duration)]
     history_ttl: std::time::Duration,
     /// Most bytes of history kept over all topics; past it the oldest
     /// messages of the hub are evicted (reported as `missed`).
-    #[arg(long, default_value = "256MiB", value_parser = size)]
+    #[arg(long, default_value = "256MiB", value_parser = positive_size)]
     history_memory: usize,
     /// Most topics with kept messages (past it the oldest history gives way)
     /// and most topics with subscribers (past it a new subscription → 503).
-    #[arg(long, default_value = "100000")]
+    #[arg(long, default_value = "100000", value_parser = positive_count)]
     max_topics: usize,
     /// Most bytes held server-wide by publish bodies being read and WebSocket
     /// messages being reassembled → 503 / close 1013 past it.
-    #[arg(long, default_value = "64MiB", value_parser = size)]
+    #[arg(long, default_value = "64MiB", value_parser = positive_size)]
     assembly_memory: usize,
     /// Largest published message (bytes, KiB, MiB) → 413.
-    #[arg(long, default_value = "64KiB", value_parser = size)]
+    #[arg(long, default_value = "64KiB", value_parser = positive_size)]
     max_message: usize,
     /// Most open client connections → 503.
-    #[arg(long, default_value = "10000")]
+    #[arg(long, default_value = "10000", value_parser = positive_count)]
     max_connections: usize,
     /// Time allowed for a complete request head → 408.
-    #[arg(long, default_value = "10s", value_parser = duration)]
+    #[arg(long, default_value = "10s", value_parser = positive_duration)]
     head_timeout: std::time::Duration,
     /// Idle keep-alive connections are closed after this (from when the last
     /// response was written).
-    #[arg(long, default_value = "60s", value_parser = duration)]
+    #[arg(long, default_value = "60s", value_parser = positive_duration)]
     idle_timeout: std::time::Duration,
     /// A connection whose client reads none of its pending output for this
     /// long is closed (time between two writes, as nginx's send_timeout).
-    #[arg(long, default_value = "60s", value_parser = duration)]
+    #[arg(long, default_value = "60s", value_parser = positive_duration)]
     send_timeout: std::time::Duration,
     /// Longest hold a long poll may ask for with `timeout=`.
-    #[arg(long, default_value = "120s", value_parser = duration)]
+    #[arg(long, default_value = "120s", value_parser = positive_duration)]
     long_poll_max: std::time::Duration,
     /// SSE heartbeat comment interval.
-    #[arg(long, default_value = "15s", value_parser = duration)]
+    #[arg(long, default_value = "15s", value_parser = positive_duration)]
     heartbeat: std::time::Duration,
     /// SSE `retry:` advice sent first on every stream.
     #[arg(long, default_value = "2s", value_parser = duration)]
     sse_retry: std::time::Duration,
     /// Close SSE streams after this long (with up to 10 % jitter); off by default.
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_parser = positive_duration)]
     sse_max_lifetime: Option<std::time::Duration>,
     /// WebSocket ping interval; a peer silent for two intervals is closed.
-    #[arg(long, default_value = "30s", value_parser = duration)]
+    #[arg(long, default_value = "30s", value_parser = positive_duration)]
     ws_ping: std::time::Duration,
     /// Largest WebSocket message a client may send → close 1009.
-    #[arg(long, default_value = "16MiB", value_parser = size)]
+    #[arg(long, default_value = "16MiB", value_parser = positive_size)]
     ws_max_message: usize,
     /// Bytes queued for one subscriber before it is cut as a slow consumer.
-    #[arg(long, default_value = "1MiB", value_parser = size)]
+    #[arg(long, default_value = "1MiB", value_parser = positive_size)]
     max_queued_bytes: usize,
     /// Require `Authorization: Bearer TOKEN` on POST /publish → 401.
     #[arg(long)]
@@ -282,7 +318,7 @@ enum Switch {
     Off,
 }
 
-/// `pushlab compare` (DESIGN.md §1b). Without `--url` it starts its own
+/// `pushlab compare` (docs/api.md § Command line). Without `--url` it starts its own
 /// servers in this process (one per transport) on 127.0.0.1.
 #[derive(Args, Clone)]
 struct CompareArgs {
@@ -317,7 +353,7 @@ struct CompareArgs {
     #[arg(long, default_value = "poll,long-poll,sse,ws")]
     transports: String,
     /// Embedded servers end SSE streams after this long (shows reconnection).
-    #[arg(long, value_parser = duration)]
+    #[arg(long, value_parser = positive_duration)]
     sse_max_lifetime: Option<std::time::Duration>,
     /// Embedded servers' SSE `retry:` advice (the EventSource reconnection wait).
     #[arg(long, value_parser = duration)]
@@ -381,8 +417,46 @@ fn compare(args: CompareArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The index of the subcommand `name` in `args`, if it is one: the first
+/// `name` token such that what comes before it parses on its own (so a
+/// `serve` that is the value of an option, `--publish-token serve`, is not
+/// taken for the subcommand).
+fn subcommand_at(args: &[OsString], name: &str) -> Option<usize> {
+    (1..args.len()).find(|&i| {
+        args[i] == name && Cli::try_parse_from(&args[..i]).is_ok_and(|c| c.command.is_none())
+    })
+}
+
+/// `pushlab [OPTIONS] serve [OPTIONS]` is read as `pushlab serve [OPTIONS]
+/// [OPTIONS]`: the server's options count wherever they are (the later of
+/// two values wins). Options before `compare` are refused: they would be
+/// the server's, and `compare` has options of its own.
+fn server_options_anywhere(mut args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    if let Some(i) = subcommand_at(&args, "compare") {
+        if i > 1 {
+            return Err(
+                "options before `compare` are the server's: put compare's options after it \
+                 (`pushlab compare --help`)"
+                    .into(),
+            );
+        }
+    }
+    if let Some(i) = subcommand_at(&args, "serve") {
+        let serve = args.remove(i);
+        args.insert(1, serve);
+    }
+    Ok(args)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = match server_options_anywhere(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("pushlab: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     match cli.command {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Compare(args)) => compare(args),

@@ -1,4 +1,4 @@
-//! Socket counters per transport (DESIGN.md §3), and the socket events that
+//! Socket counters per transport (docs/api.md § `/stats`), and the socket events that
 //! `--trace` prints and `GET /trace` streams.
 //!
 //! Every counter is a plain integer updated by the sans-I/O sessions; the
@@ -213,7 +213,7 @@ impl Stats {
                 "sockets_opened": c.sockets_opened,
                 "sockets_open": c.sockets_open,
                 "sockets_closed": c.sockets_closed,
-                "mean_socket_lifetime_ms": c.mean_lifetime().as_secs_f64() * 1000.0,
+                "mean_socket_lifetime_ms": micros_as_ms(c.mean_lifetime().as_micros() as u64),
                 "requests": c.requests,
                 "requests_on_reused_socket": c.requests_on_reused_socket,
                 "empty_responses": c.empty_responses,
@@ -246,11 +246,7 @@ impl Stats {
                     let ended = c.holds_released_by_message
                         + c.holds_released_by_timeout
                         + c.holds_dropped_by_client;
-                    let mean = if ended == 0 {
-                        0.0
-                    } else {
-                        c.hold_micros as f64 / ended as f64 / 1000.0
-                    };
+                    let mean = micros_as_ms(c.hold_micros.checked_div(ended).unwrap_or(0));
                     obj.insert("mean_hold_ms".into(), mean.into());
                 }
                 Transport::Sse => {
@@ -276,7 +272,7 @@ impl Stats {
         let doc = serde_json::json!({
             "epoch": epoch,
             "head": format!("{epoch}-{head}"),
-            "uptime_s": uptime.as_secs_f64(),
+            "uptime_s": uptime.as_millis() as f64 / 1000.0,
             "messages_published": self.messages_published,
             "connections_refused": self.connections_refused,
             "accept_errors": self.accept_errors,
@@ -284,7 +280,10 @@ impl Stats {
             "memory": memory.to_json(),
             "transports": transports,
         });
-        serde_json::to_vec(&doc).unwrap_or_default()
+        let mut body = serde_json::to_vec(&doc).unwrap_or_default();
+        // docs/api.md § JSON bodies: every JSON body ends with a newline.
+        body.push(b'\n');
+        body
     }
 
     /// `/metrics` in the Prometheus text exposition format.
@@ -397,6 +396,13 @@ impl Stats {
     }
 }
 
+/// Whole microseconds as milliseconds with three decimals: an integer
+/// divided by 1000 is the double nearest to that decimal, so it prints as
+/// `1164.92`, not the `1164.9199999999998` of `secs_f64 * 1000`.
+fn micros_as_ms(micros: u64) -> f64 {
+    micros as f64 / 1000.0
+}
+
 /// A Prometheus series: name, help text, and how to read it from [`Counters`].
 type Series = (&'static str, &'static str, fn(&Counters) -> u64);
 
@@ -466,5 +472,35 @@ impl Tracer {
                 self.events.push(event);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/stats` printed `1164.9199999999998` for a mean lifetime of
+    /// 1 164 920 µs; means and uptime are plain decimals now, and the body
+    /// ends its line.
+    #[test]
+    fn stats_print_means_without_float_noise() {
+        let mut stats = Stats::default();
+        let c = stats.of(Transport::Poll);
+        c.sockets_closed = 1;
+        c.lifetime_micros = 1_164_920;
+        let l = stats.of(Transport::LongPoll);
+        l.holds_released_by_message = 3;
+        l.hold_micros = 3 * 1_164_920;
+        let uptime = Duration::from_micros(1_164_920_123);
+        let body = stats.to_json("e", 0, uptime, Memory::default());
+        let text = String::from_utf8(body).unwrap();
+        assert!(text.ends_with("}\n"), "{text}");
+        assert!(
+            text.contains("\"mean_socket_lifetime_ms\":1164.92,"),
+            "{text}"
+        );
+        assert!(text.contains("\"mean_hold_ms\":1164.92"), "{text}");
+        assert!(text.contains("\"uptime_s\":1164.92"), "{text}");
+        assert!(!text.contains("99999"), "{text}");
     }
 }

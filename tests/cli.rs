@@ -10,9 +10,15 @@ use std::process::{Child, Command, Stdio};
 
 use common::{io_timeout, read_response};
 
+/// Starts the binary with `--addr 127.0.0.1:0` then `args` (which may
+/// name `serve`: the address before it counts all the same).
 fn spawn(args: &[&str]) -> (Child, String) {
+    spawn_exactly(&[&["--addr", "127.0.0.1:0"], args].concat())
+}
+
+/// Starts the binary with exactly `args`; the address it listens on.
+fn spawn_exactly(args: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pushlab"))
-        .args(["--addr", "127.0.0.1:0"])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -113,4 +119,105 @@ fn help_documents_every_limit() {
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
+}
+
+fn stop(child: Child) {
+    signal(&child, libc::SIGTERM);
+    assert!(wait_exit(child).success());
+}
+
+/// One request on a new connection; the response.
+fn request(addr: &str, method: &str, target: &str, body: &str) -> common::Response {
+    let mut c = connect(addr);
+    let head = format!(
+        "{method} {target} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    read_response(&mut BufReader::new(c))
+}
+
+/// Options before `serve` count (they were ignored, so this bound 8080).
+#[test]
+fn options_before_serve_are_honoured() {
+    let (child, addr) = spawn_exactly(&["--addr", "127.0.0.1:0", "--history", "2", "serve"]);
+    assert!(!addr.ends_with(":8080"), "{addr}");
+    for m in ["1", "2", "3"] {
+        assert_eq!(request(&addr, "POST", "/publish?topic=h", m).status, 200);
+    }
+    let kept = request(&addr, "GET", "/poll?topic=h&since=0", "").json();
+    assert_eq!(kept["messages"].as_array().unwrap().len(), 2, "{kept}");
+    stop(child);
+    // After `serve` too, and the later of two values wins.
+    let (child, addr) =
+        spawn_exactly(&["--history", "5", "serve", "--history", "1", "--addr", ":0"]);
+    for m in ["1", "2"] {
+        request(&addr, "POST", "/publish?topic=h", m);
+    }
+    let kept = request(&addr, "GET", "/poll?topic=h&since=0", "").json();
+    assert_eq!(kept["messages"].as_array().unwrap().len(), 1, "{kept}");
+    stop(child);
+}
+
+/// `:0` and `localhost:0` pick a free loopback port.
+#[test]
+fn an_address_without_a_host_or_with_localhost_listens_on_loopback() {
+    for a in [":0", "localhost:0"] {
+        let (child, addr) = spawn_exactly(&["--addr", a]);
+        assert!(addr.starts_with("127.0.0.1:"), "{a} → {addr}");
+        assert!(!addr.ends_with(":0"), "{addr}");
+        assert_eq!(request(&addr, "GET", "/stats", "").status, 200);
+        stop(child);
+    }
+}
+
+/// A refused command line: exit status 2 and a message naming the problem.
+fn refused(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_pushlab"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{args:?} was accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn zero_limits_and_unknown_units_are_refused_clearly() {
+    for flag in [
+        "--max-connections",
+        "--head-timeout",
+        "--idle-timeout",
+        "--send-timeout",
+        "--heartbeat",
+        "--ws-ping",
+        "--history",
+        "--history-ttl",
+        "--max-message",
+        "--max-queued-bytes",
+    ] {
+        let err = refused(&["--addr", "127.0.0.1:0", flag, "0"]);
+        assert!(
+            err.contains(flag) && err.contains("more than 0"),
+            "{flag}: {err}"
+        );
+    }
+    let err = refused(&["--max-message", "64xb"]);
+    assert!(err.contains("KiB") && err.contains("MiB"), "{err}");
+    let err = refused(&["--addr", "example.com:80"]);
+    assert!(err.contains(":0"), "{err}");
+    let err = refused(&["--history", "2", "compare"]);
+    assert!(err.contains("before `compare`"), "{err}");
+}
+
+/// `64kb` is read like `64KiB`, whatever the case.
+#[test]
+fn sizes_take_units_in_any_case() {
+    let (child, addr) = spawn(&["--max-message", "1kb"]);
+    let big = "x".repeat(1025);
+    assert_eq!(request(&addr, "POST", "/publish?topic=s", &big).status, 413);
+    assert_eq!(
+        request(&addr, "POST", "/publish?topic=s", &big[..1024]).status,
+        200
+    );
+    stop(child);
 }

@@ -1,7 +1,8 @@
 //! Requests a hostile client sends, over real loopback sockets: error
 //! answers to `HEAD` that must stay bodiless (so pipelined responses keep
 //! their framing and no forged response can be planted), `Host` fields that
-//! must be refused, and the `Authorization` scheme in any case.
+//! must be refused, the `Authorization` scheme in any case, and JSON
+//! replies that end their line.
 
 mod common;
 
@@ -151,5 +152,24 @@ fn the_bearer_scheme_is_accepted_in_any_case() {
             answer.starts_with(&format!("HTTP/1.1 {status} ")),
             "{auth:?} → {answer}"
         );
+    }
+}
+
+/// A new user's `curl`: every JSON reply ends with a newline, so the shell
+/// prompt does not run into it (docs/api.md § JSON bodies).
+#[test]
+fn json_replies_end_with_a_newline() {
+    let srv = TestServer::default();
+    let publish = srv.request("POST", "/publish?topic=nl", b"hello");
+    let poll = srv.request("GET", "/poll?topic=nl&since=0", b"");
+    let empty = srv.request("GET", "/poll?topic=nl", b"");
+    let long = srv.request("GET", "/long-poll?topic=nl&since=0&timeout=1", b"");
+    let stats = srv.request("GET", "/stats", b"");
+    for r in [&publish, &poll, &empty, &long, &stats] {
+        assert_eq!(r.status, 200);
+        let text = r.text();
+        assert!(text.ends_with("}\n"), "{text:?}");
+        assert_eq!(text.matches('\n').count(), 1, "one line: {text:?}");
+        r.json();
     }
 }

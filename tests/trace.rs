@@ -85,7 +85,14 @@ fn trace_shows_paths_and_counts_but_nothing_a_client_wrote() {
         .iter()
         .map(|d| serde_json::from_str::<serde_json::Value>(d).unwrap()["detail"].to_string())
         .collect();
-    for want in ["\"POST /publish\"", "\"GET /poll\"", "\"GET ?\"", "\"other /poll\"", "\"404\"", "\"400\""] {
+    for want in [
+        "\"POST /publish\"",
+        "\"GET /poll\"",
+        "\"GET ?\"",
+        "\"other /poll\"",
+        "\"404\"",
+        "\"400\"",
+    ] {
         assert!(details.iter().any(|d| d == want), "{want} in {details:?}");
     }
 }

@@ -76,6 +76,10 @@ try {
   await page.waitForFunction(() => window.pushlab && window.pushlab.ready
     && ["long_poll", "sse", "ws"].every((k) => window.pushlab.panels[k].state === "up"), null, { timeout: 10000 });
   step("page loaded, all four transports connected");
+  // A held long poll is a request made: the panel must not say 0 while the
+  // first one is held (nothing has been published yet).
+  const heldRequests = await page.evaluate(() => window.pushlab.panels.long_poll.requests);
+  check(heldRequests >= 1, `long polling shows "Requests made ${heldRequests}" while a request is held`);
 
   // 1. Messages published through the page's own controls and by fetch.
   await page.fill('[data-testid="publish-text"]', "typed by the test");
@@ -106,6 +110,12 @@ try {
   await allReceived(whilePaused);
   ids.push(...whilePaused);
   step("poll: paused, 3 published, resumed, caught up");
+  // The aborted long poll ends at its socket's close mark on the timeline.
+  await page.waitForFunction(() => window.pushlab.sockets().some((so) => !so.open && so.requests.includes("long_poll")),
+    null, { timeout: 5000 });
+  const pastClose = await page.evaluate(() => window.pushlab.openPastClose());
+  check(pastClose === 0, `${pastClose} request(s) drawn as held past their socket's close`);
+  step("timeline: the aborted long poll ends at its close mark");
   const reconnects = await page.evaluate(() => Object.fromEntries(
     Object.entries(window.pushlab.panels).map(([k, p]) => [k, p.reconnects])));
   check(reconnects.sse >= 1 && reconnects.ws >= 1 && reconnects.long_poll >= 1, `reconnects not counted: ${JSON.stringify(reconnects)}`);
@@ -151,6 +161,9 @@ try {
   const empty = table.slice(1).flatMap((r) => r.slice(1).map((c, i) => [r[0], table[0][i + 1], c]))
     .filter(([, , c]) => !/\d/.test(c));
   check(empty.length === 0, `table cells without a number: ${JSON.stringify(empty)}`);
+  // "Same socket reused?" means what pushlab compare means: a share of updates.
+  const reuse = table.find((r) => r[0].startsWith("Same socket reused?"));
+  check(reuse && reuse.slice(1).every((c) => /% of updates/.test(c)), `reuse row: ${JSON.stringify(reuse)}`);
   check(await page.evaluate(() => window.pushlab.traceEvents) > 50, "the timeline received few trace events");
   step("comparison table has a number in every cell");
 

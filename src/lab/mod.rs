@@ -93,7 +93,7 @@ pub fn display_name(t: Transport) -> &'static str {
     }
 }
 
-/// Everything a run needs; the CLI fills it (DESIGN.md §1b).
+/// Everything a run needs; the CLI fills it (docs/api.md § Command line).
 #[derive(Clone, Debug)]
 pub struct Options {
     /// A running server (`http://host:port[/prefix]`); `None` starts

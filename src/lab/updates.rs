@@ -1,5 +1,5 @@
 //! What a subscriber receives, whatever the transport: a message, a gap
-//! notice or a reset (DESIGN.md §1). Decodes the poll body, the WebSocket
+//! notice or a reset (docs/api.md § Wire formats). Decodes the poll body, the WebSocket
 //! text frame and the SSE event into the same [`Update`].
 
 use std::fmt;
@@ -19,7 +19,7 @@ pub enum Update {
     Reset,
 }
 
-/// A body or frame that is not what DESIGN.md §1 promises.
+/// A body or frame that is not what docs/api.md § Wire formats promises.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeError(pub String);
 

@@ -73,11 +73,16 @@ pub fn allowed_origin(head: &RequestHead, allow: &[String]) -> Option<Allowed> {
     let named = |entry: &String| entry != "*" && entry.as_bytes().eq_ignore_ascii_case(origin);
     if allow.iter().any(named) {
         // Visible ASCII, so valid UTF-8.
-        return std::str::from_utf8(origin).ok().map(|o| Allowed::Named(o.into()));
+        return std::str::from_utf8(origin)
+            .ok()
+            .map(|o| Allowed::Named(o.into()));
     }
-    allow.iter().any(|entry| entry == "*").then(|| Allowed::Any {
-        vary: allow.iter().any(|entry| entry != "*"),
-    })
+    allow
+        .iter()
+        .any(|entry| entry == "*")
+        .then(|| Allowed::Any {
+            vary: allow.iter().any(|entry| entry != "*"),
+        })
 }
 
 /// When `head` is a CORS-preflight request (Fetch §3.2.2: `OPTIONS` with an
@@ -206,10 +211,16 @@ mod tests {
     #[test]
     fn a_wildcard_answer_never_allows_credentials() {
         let mut out = Vec::new();
-        with_headers(ResponseHead::new(&mut out, 200), &Allowed::Any { vary: false })
-            .finish(0, true);
+        with_headers(
+            ResponseHead::new(&mut out, 200),
+            &Allowed::Any { vary: false },
+        )
+        .finish(0, true);
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("Access-Control-Allow-Origin: *\r\n"), "{text}");
+        assert!(
+            text.contains("Access-Control-Allow-Origin: *\r\n"),
+            "{text}"
+        );
         assert!(!text.contains("Credentials"), "{text}");
         assert!(!text.contains("Vary"), "{text}");
     }

@@ -61,8 +61,7 @@ impl Session {
             .hub
             .read(&topics, cursor.as_ref().unwrap_or(&Cursor::Now), ctx.now);
         if !batch.messages.is_empty() || batch.missed > 0 || batch.reset || timeout.is_zero() {
-            self.write_poll_body(req, &batch, Transport::LongPoll, ctx);
-            return self.finish_response(req, 200, ctx);
+            return self.answer_poll_body(req, &batch, Transport::LongPoll, ctx);
         }
         let sub = match Subscription::join(ctx.hub, self.id, topics) {
             Ok(sub) => sub,
@@ -113,8 +112,7 @@ impl Session {
         } else {
             hold.req
         };
-        self.write_poll_body(req, &batch, Transport::LongPoll, ctx);
-        self.finish_response(req, 200, ctx);
+        self.answer_poll_body(req, &batch, Transport::LongPoll, ctx);
     }
 
     /// The parked client went away: drop the hold, answer nothing.

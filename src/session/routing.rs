@@ -1,4 +1,4 @@
-//! The route table of DESIGN.md §1: which path goes to which transport, and
+//! The route table of docs/api.md § Endpoints: which path goes to which transport, and
 //! which methods each path allows (for `405` and its `Allow` header).
 
 use crate::stats::Transport;

@@ -27,12 +27,13 @@ impl Session {
         let batch = ctx
             .hub
             .read(&topics, &cursor.unwrap_or(Cursor::Now), ctx.now);
-        self.write_poll_body(req, &batch, Transport::Poll, ctx);
-        self.finish_response(req, 200, ctx);
+        self.answer_poll_body(req, &batch, Transport::Poll, ctx);
     }
 
-    /// Writes a `200` poll body for `batch` (head + shared message JSON).
-    pub(super) fn write_poll_body(
+    /// Answers `200` with the poll body of `batch` (head + shared message
+    /// JSON) and moves on to the next request. The trace counts the
+    /// messages, for the demo page's "same socket reused" share of updates.
+    pub(super) fn answer_poll_body(
         &mut self,
         req: ReqInfo,
         batch: &Batch,
@@ -81,5 +82,13 @@ impl Session {
         if batch.reset {
             c.resets_reported += 1;
         }
+        let (id, tr, queued, n) = (
+            self.id,
+            self.transport,
+            self.out.len(),
+            batch.messages.len(),
+        );
+        ctx.trace(id, tr, "response", queued, || format!("200 messages={n}"));
+        self.next_request(req.keep_alive, ctx);
     }
 }

@@ -1,4 +1,4 @@
-//! The JSON bodies of DESIGN.md §1: one message object, the poll body, the
+//! The JSON bodies of docs/api.md § Wire formats: one message object, the poll body, the
 //! publish reply. Strings are escaped by `serde_json` (RFC 8259 §7).
 //!
 //! A poll body is built from pieces so that each message's JSON, made once
@@ -38,10 +38,12 @@ pub fn poll_close(epoch: &str, next_seq: u64, missed: u64, reset: bool) -> Vec<u
     push_id(&mut out, epoch, next_seq);
     out.extend_from_slice(b",\"missed\":");
     push_decimal(&mut out, missed);
+    // The body ends with a newline, as every JSON body does (docs/api.md
+    // § JSON bodies): `curl` output then ends its line.
     out.extend_from_slice(if reset {
-        b",\"reset\":true}"
+        b",\"reset\":true}\n"
     } else {
-        b",\"reset\":false}"
+        b",\"reset\":false}\n"
     });
     out
 }
@@ -60,14 +62,14 @@ pub fn push_id(out: &mut Vec<u8>, epoch: &str, seq: u64) {
     }
 }
 
-/// `{"topic":"T","id":"E-N"}`, the publish reply.
+/// `{"topic":"T","id":"E-N"}` and a newline, the publish reply.
 pub fn publish_reply(topic: &str, id: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(32 + topic.len() + id.len());
     out.extend_from_slice(b"{\"topic\":");
     push_string(&mut out, topic);
     out.extend_from_slice(b",\"id\":");
     push_string(&mut out, id);
-    out.push(b'}');
+    out.extend_from_slice(b"}\n");
     out
 }
 

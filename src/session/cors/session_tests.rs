@@ -39,7 +39,11 @@ fn get(path: &str, origin: Option<&str>) -> String {
 
 #[test]
 fn an_allowed_origin_is_echoed_on_poll_long_poll_and_stats() {
-    for allow in [&[ORIGIN][..], &["*", ORIGIN], &["http://other.test", ORIGIN]] {
+    for allow in [
+        &[ORIGIN][..],
+        &["*", ORIGIN],
+        &["http://other.test", ORIGIN],
+    ] {
         for path in ["/poll?topic=a", "/long-poll?topic=a&timeout=0", "/stats"] {
             let mut rig = rig(allow);
             let head = head_of(&answer(&mut rig, &get(path, Some(ORIGIN))));
@@ -205,9 +209,15 @@ fn a_held_long_poll_answers_with_the_cors_headers_and_the_next_request_without()
 #[test]
 fn star_answers_any_origin_with_the_wildcard_and_without_credentials() {
     for origin in ["http://evil.test", "null"] {
-        let head = head_of(&answer(&mut rig(&["*"]), &get("/poll?topic=a", Some(origin))));
+        let head = head_of(&answer(
+            &mut rig(&["*"]),
+            &get("/poll?topic=a", Some(origin)),
+        ));
         assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
-        assert!(head.contains("Access-Control-Allow-Origin: *\r\n"), "{head}");
+        assert!(
+            head.contains("Access-Control-Allow-Origin: *\r\n"),
+            "{head}"
+        );
         assert!(!head.contains(origin), "{head}");
         assert!(!head.contains("Credentials"), "{head}");
         let preflight = format!(
@@ -229,9 +239,15 @@ fn star_answers_any_origin_with_the_wildcard_and_without_credentials() {
     // Beside named origins, a named one keeps its credentials and the
     // others get the wildcard with `Vary: Origin`.
     let mixed = ["*", ORIGIN];
-    let head = head_of(&answer(&mut rig(&mixed), &get("/poll?topic=a", Some(ORIGIN))));
+    let head = head_of(&answer(
+        &mut rig(&mixed),
+        &get("/poll?topic=a", Some(ORIGIN)),
+    ));
     assert!(head.contains(CORS_HEADERS), "{head}");
-    let head = head_of(&answer(&mut rig(&mixed), &get("/poll?topic=a", Some("http://x.test"))));
+    let head = head_of(&answer(
+        &mut rig(&mixed),
+        &get("/poll?topic=a", Some("http://x.test")),
+    ));
     assert!(
         head.contains("Access-Control-Allow-Origin: *\r\nVary: Origin\r\n"),
         "{head}"

@@ -790,11 +790,6 @@ fn frames_and_closes_are_traced() {
         .collect();
     assert_eq!(
         details,
-        [
-            "in text",
-            "out text",
-            "in close 1000 \"done\"",
-            "out close 1000"
-        ]
+        ["in text", "out text", "in close 1000", "out close 1000"]
     );
 }
