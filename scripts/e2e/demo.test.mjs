@@ -167,6 +167,24 @@ try {
   check(await page.evaluate(() => window.pushlab.traceEvents) > 50, "the timeline received few trace events");
   step("comparison table has a number in every cell");
 
+  // 5. The fifth panel, pushlab.js, with WebSocket unticked: it lands on
+  // SSE, says why, and gets every message once, in order. (After the table:
+  // its sockets count under the transport it picks.)
+  await page.uncheck('[data-testid="client-transports"] input[value="ws"]');
+  await page.click('[data-testid="client-toggle"]');
+  await page.waitForFunction(() => window.pushlab.client.transport === "sse", null, { timeout: 10000 });
+  const forClient = await publishN(5, "for the client library");
+  await page.waitForFunction((ids) => ids.every((id) => window.pushlab.client.ids.includes(id)), forClient, { timeout: 10000 });
+  const lib = await page.evaluate(() => {
+    const c = window.pushlab.client;
+    return { transport: c.transport, ids: c.ids, duplicates: c.duplicates, outOfOrder: c.outOfOrder,
+      log: [...c.el.querySelectorAll("ol.log li")].map((li) => li.textContent).reverse() };
+  });
+  check(lib.duplicates === 0 && lib.outOfOrder === 0 && lib.ids.length === 5, `client panel: ${JSON.stringify(lib)}`);
+  check(lib.log.some((l) => /sse open/.test(l)), `client panel log: ${JSON.stringify(lib.log)}`);
+  step(`client library panel: ${lib.log.filter((l) => !/^\S+-\d+ /.test(l)).join("; ")}; 5 of 5 messages`);
+  if (minute) await page.click('[data-testid="client-toggle"]');
+
   let shown = table;
   if (minute) {
     step("one-minute run: 5 msg/s, short-poll interval 1 s");
@@ -191,7 +209,7 @@ try {
 
   check(errors.length === 0, `the page logged errors:\n  ${errors.join("\n  ")}`);
   verdict = "PASS";
-  detail = `${panels.poll.ids.length} messages on 4 transports, 3 drops and a pause recovered, table complete`;
+  detail = `${panels.poll.ids.length} messages on 4 transports, 3 drops and a pause recovered, table complete, client library on SSE`;
 } catch (e) {
   detail = e.message;
   if (errors.length) detail += `\n  page errors: ${errors.join("\n  ")}`;
