@@ -410,7 +410,8 @@ type Series = (&'static str, &'static str, fn(&Counters) -> u64);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceEvent {
     pub at: Instant,
-    pub conn: usize,
+    /// The connection's serial number (never reused).
+    pub conn: u64,
     pub transport: Transport,
     /// accept, request, hold, response, frame, heartbeat, timeout, close, …
     pub kind: &'static str,
@@ -454,7 +455,8 @@ pub struct Tracer {
     pub enabled: bool,
     /// Connections streaming `GET /trace`. Their own events are never
     /// recorded, so the stream does not trace itself.
-    pub watchers: Vec<usize>,
+    /// `(slot, serial)` of each.
+    pub watchers: Vec<(usize, u64)>,
     pub events: Vec<TraceEvent>,
 }
 
@@ -468,7 +470,7 @@ impl Tracer {
     pub fn record(&mut self, make: impl FnOnce() -> TraceEvent) {
         if self.is_on() {
             let event = make();
-            if !self.watchers.contains(&event.conn) {
+            if !self.watchers.iter().any(|w| w.1 == event.conn) {
                 self.events.push(event);
             }
         }

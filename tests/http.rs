@@ -381,6 +381,46 @@ fn the_trace_stream_shows_other_sockets_and_never_itself() {
     let _ = id;
 }
 
+/// Connections are named in the trace by a serial number, never by their
+/// reused slot: three clients one after the other are three connections.
+#[test]
+fn the_trace_names_each_connection_once_even_when_its_slot_is_reused() {
+    let srv = TestServer::default();
+    let mut watcher = srv.connect();
+    watcher
+        .write_all(b"GET /trace HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut r = BufReader::new(watcher);
+    assert_eq!(common::read_head(&mut r).0, 200);
+    let mut parser = pushlab::wire::sse::Parser::new();
+    let mut buf = [0u8; 4096];
+    let mut accepted = Vec::new();
+    for i in 0..3 {
+        srv.publish("traced", &i.to_string());
+        // Wait for this client's close, so the next one can take its slot.
+        let mut closed = false;
+        while !closed {
+            let n = std::io::Read::read(r.get_mut(), &mut buf).unwrap();
+            assert!(n > 0, "trace stream ended");
+            parser.feed(&buf[..n]);
+            while let Ok(pushlab::wire::sse::Decoded::Event(e)) = parser.next_event() {
+                let v: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+                let conn = v["conn"].as_u64().unwrap();
+                match e.event_type.as_str() {
+                    "accept" => accepted.push(conn),
+                    "close" => closed = accepted.last() == Some(&conn),
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert_eq!(accepted.len(), 3, "{accepted:?}");
+    assert!(
+        accepted[0] < accepted[1] && accepted[1] < accepted[2],
+        "ids reused: {accepted:?}"
+    );
+}
+
 /// Regression (fuzz target `session`): requests pipelined behind an answer
 /// that fills `--max-queued-bytes` are answered once it is written, instead
 /// of waiting for the head timeout and a 408.

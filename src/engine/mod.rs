@@ -158,6 +158,9 @@ pub struct Engine {
     subscribers: Vec<usize>,
     next_expiry: Instant,
     shutdown_deadline: Option<Instant>,
+    /// The serial number of the last connection accepted: connections are
+    /// named by it in the trace, since their slots are reused.
+    serial: u64,
 }
 
 impl Engine {
@@ -191,6 +194,7 @@ impl Engine {
             subscribers: Vec::new(),
             next_expiry: now,
             shutdown_deadline: None,
+            serial: 0,
             config,
         }
     }
@@ -264,13 +268,16 @@ impl Engine {
             return None;
         }
         let id = self.conns.vacant();
-        let session = Session::new(id, now, &self.config);
+        self.serial += 1;
+        let serial = self.serial;
+        let mut session = Session::new(id, now, &self.config);
+        session.serial = serial;
         let c = self.stats.of(Transport::Http);
         c.sockets_opened += 1;
         c.sockets_open += 1;
         self.tracer.record(|| TraceEvent {
             at: now,
-            conn: id,
+            conn: serial,
             transport: Transport::Http,
             kind: "accept",
             bytes: 0,
@@ -689,7 +696,7 @@ impl Engine {
         if self.tracer.watchers.is_empty() {
             return;
         }
-        let encoded: Vec<(usize, Rc<[u8]>)> = events
+        let encoded: Vec<(u64, Rc<[u8]>)> = events
             .iter()
             .map(|e| {
                 let mut bytes = Vec::with_capacity(160);
@@ -697,7 +704,7 @@ impl Engine {
                 (e.conn, Rc::from(bytes))
             })
             .collect();
-        for conn in self.tracer.watchers.clone() {
+        for (conn, _) in self.tracer.watchers.clone() {
             self.with_session(conn, now, |s, ctx| s.handle_trace(&encoded, ctx));
             self.settle(conn, now, io);
         }

@@ -87,7 +87,7 @@ impl Session {
         if let Routed::Found(r) = routed {
             self.classify(r.transport(), ctx);
         }
-        let (id, t) = (self.id, self.transport);
+        let (id, t) = (self.serial, self.transport);
         // docs/api.md § /trace: the method and the route's path, nothing
         // else the client wrote (no query string, no unknown path or method).
         ctx.trace(id, t, "request", len, || {
@@ -369,7 +369,7 @@ impl Session {
 
     /// After a response: trace it and move on to the next request.
     pub(super) fn finish_response(&mut self, req: ReqInfo, status: u16, ctx: &mut Ctx) {
-        let (id, t, queued) = (self.id, self.transport, self.out.len());
+        let (id, t, queued) = (self.serial, self.transport, self.out.len());
         ctx.trace(id, t, "response", queued, || status.to_string());
         self.next_request(req.keep_alive, ctx);
     }
@@ -400,7 +400,7 @@ impl Session {
         if !req.head_only {
             self.out.push_owned(body.into_bytes());
         }
-        let (id, t) = (self.id, self.transport);
+        let (id, t) = (self.serial, self.transport);
         // The status only: `why` may quote what the client sent.
         ctx.trace(id, t, "response", 0, || status.to_string());
         if close {

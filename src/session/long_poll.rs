@@ -70,7 +70,7 @@ impl Session {
         let c = ctx.stats.of(Transport::LongPoll);
         c.holds_started += 1;
         c.holds_active += 1;
-        let (id, t) = (self.id, self.transport);
+        let (id, t) = (self.serial, self.transport);
         ctx.trace(id, t, "hold", 0, || {
             format!("timeout_ms={}", timeout.as_millis())
         });
@@ -101,7 +101,7 @@ impl Session {
             Release::Timeout | Release::Shutdown => c.holds_released_by_timeout += 1,
         }
         if why == Release::Timeout {
-            let (id, t) = (self.id, self.transport);
+            let (id, t) = (self.serial, self.transport);
             ctx.trace(id, t, "timeout", 0, || "long-poll hold".into());
         }
         let req = if why == Release::Shutdown {

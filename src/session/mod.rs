@@ -114,7 +114,7 @@ impl Ctx<'_> {
     /// Records a trace event for `conn`.
     pub fn trace(
         &mut self,
-        conn: usize,
+        conn: u64,
         transport: Transport,
         kind: &'static str,
         bytes: usize,
@@ -184,8 +184,12 @@ pub(crate) enum State {
 
 /// One client connection.
 pub struct Session {
-    /// The connection's id (the event loop's token); also its hub subscriber id.
+    /// The connection's slot in the engine's table; also its hub subscriber
+    /// id. Reused after the connection closes.
     pub id: SubscriberId,
+    /// The connection's serial number, never reused: its name in the trace
+    /// (`/trace`, `--trace`, the demo timeline).
+    pub serial: u64,
     opened_at: Instant,
     /// The transport the socket counts under: that of its first
     /// transport-bearing request.
@@ -227,6 +231,7 @@ impl Session {
     pub fn new(id: SubscriberId, now: Instant, config: &Config) -> Session {
         Session {
             id,
+            serial: id as u64,
             opened_at: now,
             transport: Transport::Http,
             serving: Transport::Http,
@@ -476,7 +481,7 @@ impl Session {
             } else {
                 // Like nginx's `send_timeout`: nothing written for that long.
                 ctx.stats.of(self.transport).send_timeouts += 1;
-                let (id, t, queued) = (self.id, self.transport, self.out.len());
+                let (id, t, queued) = (self.serial, self.transport, self.out.len());
                 ctx.trace(id, t, "timeout", 0, || {
                     format!("send: client read nothing, {queued} bytes pending")
                 });
@@ -491,7 +496,7 @@ impl Session {
         if self.idle_deadline().is_some_and(|d| now >= d) {
             // RFC 9112 §9.5: a server may close an idle connection at any time.
             self.idle_deadline = None;
-            ctx.trace(self.id, self.transport, "timeout", 0, || "idle".into());
+            ctx.trace(self.serial, self.transport, "timeout", 0, || "idle".into());
             self.lifecycle = Lifecycle::Closed;
             return;
         }
@@ -506,7 +511,7 @@ impl Session {
                 self.release_hold(long_poll::Release::Timeout, ctx);
                 self.process_input(ctx);
             } else {
-                ctx.trace(self.id, self.transport, "timeout", 0, || {
+                ctx.trace(self.serial, self.transport, "timeout", 0, || {
                     "request head/body".into()
                 });
                 self.input = Vec::new();
@@ -608,7 +613,7 @@ impl Session {
         ctx.assembly.release(&mut self.assembling);
         let lifetime = ctx.now - self.opened_at;
         ctx.stats.socket_closed(self.transport, lifetime);
-        let id = self.id;
+        let id = self.serial;
         let t = self.transport;
         ctx.trace(id, t, "close", 0, || {
             format!("lifetime_ms={}", lifetime.as_millis())
@@ -621,7 +626,7 @@ impl Session {
     /// Cut as a slow consumer: its queue passed `--max-queued-bytes`.
     pub fn handle_overflow(&mut self, ctx: &mut Ctx) {
         ctx.stats.of(self.transport).slow_consumer_cuts += 1;
-        let (id, t, queued) = (self.id, self.transport, self.out.len());
+        let (id, t, queued) = (self.serial, self.transport, self.out.len());
         ctx.trace(id, t, "close", 0, || {
             format!("slow consumer, {queued} bytes queued")
         });

@@ -249,7 +249,7 @@ impl Session {
         if batch.reset {
             c.resets_reported += 1;
         }
-        let (id, t, n_topics) = (self.id, self.transport, sub.topics().len());
+        let (id, t, n_topics) = (self.serial, self.transport, sub.topics().len());
         ctx.trace(id, t, "response", queued, || {
             format!(
                 "200 event-stream topics={n_topics} replay={} missed={} reset={}",
@@ -296,7 +296,9 @@ impl Session {
         stream.queued_total += n as u64;
         self.out.push_shared(&bytes);
         ctx.stats.of(Transport::Sse).messages_delivered += 1;
-        ctx.trace(self.id, self.transport, "frame", n, || msg.id.to_string());
+        ctx.trace(self.serial, self.transport, "frame", n, || {
+            msg.id.to_string()
+        });
         self.sse_check_backlog(ctx);
     }
 
@@ -317,7 +319,7 @@ impl Session {
         if stream.close_at.is_some_and(|at| now >= at) {
             stream.disarm();
             ctx.stats.of(Transport::Sse).max_lifetime_closes += 1;
-            ctx.trace(self.id, self.transport, "timeout", 0, || {
+            ctx.trace(self.serial, self.transport, "timeout", 0, || {
                 "sse max lifetime".into()
             });
             self.lifecycle = Lifecycle::Closing;
@@ -335,7 +337,7 @@ impl Session {
         self.out.push_slice(HEARTBEAT);
         ctx.stats.of(Transport::Sse).heartbeats += 1;
         ctx.trace(
-            self.id,
+            self.serial,
             self.transport,
             "heartbeat",
             HEARTBEAT.len(),

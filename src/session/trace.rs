@@ -36,19 +36,19 @@ impl Session {
         sse::encode_retry(&mut head, ctx.config.sse_retry.as_millis() as u64);
         self.out.push_owned(head);
         self.input = Vec::new();
-        ctx.tracer.watchers.push(self.id);
+        ctx.tracer.watchers.push((self.id, self.serial));
         self.state = State::Trace(Watch {
             heartbeat_at: ctx.now + ctx.config.heartbeat,
         });
     }
 
-    /// Queues trace events (`(conn, encoded)`), skipping this connection's own.
-    pub fn handle_trace(&mut self, events: &[(usize, Rc<[u8]>)], ctx: &mut Ctx) {
+    /// Queues trace events (`(serial, encoded)`), skipping this connection's own.
+    pub fn handle_trace(&mut self, events: &[(u64, Rc<[u8]>)], ctx: &mut Ctx) {
         if self.lifecycle != Lifecycle::Open || !matches!(self.state, State::Trace(_)) {
             return;
         }
         for (conn, bytes) in events {
-            if *conn != self.id {
+            if *conn != self.serial {
                 self.out.push_shared(bytes);
             }
         }
@@ -68,6 +68,6 @@ impl Session {
 
     pub(super) fn trace_close(&mut self, ctx: &mut Ctx) {
         let id = self.id;
-        ctx.tracer.watchers.retain(|&w| w != id);
+        ctx.tracer.watchers.retain(|&(w, _)| w != id);
     }
 }

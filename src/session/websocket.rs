@@ -261,7 +261,7 @@ impl Session {
         c.resumes += u64::from(resumed);
         c.gaps_reported += u64::from(batch.missed > 0);
         c.resets_reported += u64::from(batch.reset);
-        let (id, t) = (self.id, self.transport);
+        let (id, t) = (self.serial, self.transport);
         ctx.trace(id, t, "response", queued, || match &mode {
             Mode::Echo => "101 websocket echo".into(),
             Mode::PubSub { sub, .. } => format!(
@@ -344,7 +344,7 @@ impl Session {
     fn ws_event(&mut self, event: Event, ctx: &mut Ctx) {
         let (kind, len) = describe(&event);
         ctx.stats.of(Transport::Ws).frames_in += 1;
-        let (id, t) = (self.id, self.transport);
+        let (id, t) = (self.serial, self.transport);
         let State::WebSocket(conn) = &mut self.state else {
             return;
         };
@@ -468,7 +468,7 @@ impl Session {
         }
         ctx.stats.of(Transport::Ws).frames_out += 1;
         let kind = if opcode == TEXT { "text" } else { "binary" };
-        ctx.trace(self.id, self.transport, "frame", n, || {
+        ctx.trace(self.serial, self.transport, "frame", n, || {
             format!("out {kind}")
         });
     }
@@ -485,7 +485,7 @@ impl Session {
         conn.queued_total += n as u64;
         self.out.push_owned(frame);
         ctx.stats.of(Transport::Ws).frames_out += 1;
-        ctx.trace(self.id, self.transport, "frame", n, || {
+        ctx.trace(self.serial, self.transport, "frame", n, || {
             format!("out {what}")
         });
     }
@@ -555,7 +555,7 @@ impl Session {
         c.frames_out += 1;
         c.messages_delivered += 1;
         let n = frame.len();
-        ctx.trace(self.id, self.transport, "frame", n, || {
+        ctx.trace(self.serial, self.transport, "frame", n, || {
             format!("out text {}", msg.id)
         });
         if backlog > ctx.config.max_queued_bytes {
@@ -567,7 +567,7 @@ impl Session {
     /// the last one), or the closing handshake took too long.
     pub(super) fn ws_timeout(&mut self, ctx: &mut Ctx) {
         let now = ctx.now;
-        let (id, t) = (self.id, self.transport);
+        let (id, t) = (self.serial, self.transport);
         let State::WebSocket(conn) = &mut self.state else {
             return;
         };
