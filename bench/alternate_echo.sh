@@ -25,7 +25,7 @@ trap '[ -n "$PID" ] && kill "$PID" 2>/dev/null; rm -f "$LOG"' EXIT
 for _ in $(seq "$ROUNDS"); do
     for server in pushlab tokio; do
         if [ "$server" = pushlab ]; then
-            taskset -c 0 "$BIN/pushlab" --addr 127.0.0.1:$PORT --max-connections 200000 \
+            taskset -c 0 "$BIN/pushlab" --addr 127.0.0.1:$PORT --max-connections 200000 --max-connections-per-ip 200000 \
                 --heartbeat 10m --ws-ping 10m --idle-timeout 10m >"$LOG" 2>&1 &
             path=/echo
         else

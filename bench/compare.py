@@ -90,7 +90,7 @@ class Server:
         out = open(os.path.join(WORK, f"{name}.log"), "w")
         if name == "pushlab":
             cmd = [os.path.join(RELEASE, "pushlab"), "--addr", f"127.0.0.1:{self.port}",
-                   "--max-connections", "200000", "--heartbeat", "10m", "--ws-ping", "10m",
+                   "--max-connections", "200000", "--max-connections-per-ip", "200000", "--heartbeat", "10m", "--ws-ping", "10m",
                    "--idle-timeout", "10m", "--long-poll-max", "10m"]
         elif name == "nchan":
             prefix = os.path.join(WORK, "nchan")

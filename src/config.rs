@@ -35,6 +35,12 @@ pub const MAX_PIPELINED_BYTES: usize = 64 * 1024;
 /// Most `IoSlice`s handed to one `writev` (Linux's `IOV_MAX` is 1024).
 pub const MAX_IOVECS: usize = 256;
 
+/// Most connections being refused at once: each gets its `503`, a
+/// half-close and up to [`crate::session::LINGER`] of draining, so a client
+/// that already sent its request reads the answer rather than a reset
+/// (RFC 9112 §9.6). Past it a refused connection is closed at once.
+pub const MAX_REFUSING: usize = 256;
+
 /// How long a shutdown waits for in-flight responses to flush before exiting.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -90,6 +96,15 @@ pub struct Config {
     pub max_message: usize,
     /// Most open client connections (`--max-connections`) → `503`.
     pub max_connections: usize,
+    /// Most open connections from one client address
+    /// (`--max-connections-per-ip`) → `503`, so that one client cannot hold
+    /// every slot. 256 leaves room for a whole office behind one NAT
+    /// (browsers open six connections per origin).
+    pub max_connections_per_ip: usize,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client
+    /// (`--trust-proxy`, repeatable), as `IpAddr::to_string` writes them:
+    /// their own address is not counted per client, the forwarded one is.
+    pub trust_proxy: Vec<String>,
     /// Time allowed for a complete request head (`--head-timeout`) → `408`.
     pub head_timeout: Duration,
     /// Idle keep-alive connections are closed after this (`--idle-timeout`),
@@ -151,6 +166,8 @@ impl Default for Config {
             assembly_memory: 64 * 1024 * 1024,
             max_message: 64 * 1024,
             max_connections: 10_000,
+            max_connections_per_ip: 256,
+            trust_proxy: Vec::new(),
             head_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),

@@ -14,6 +14,7 @@
 //! | --- | --- | --- |
 //! | [`auth`] | JWT verification, topic grants, 401/403 | no |
 //! | [`config`] | every limit and timeout, with defaults | no |
+//! | [`clients`] | connections per client address, forwarded addresses | no |
 //! | [`wire`] | pure codecs: HTTP/1.1, query strings, JSON, SSE, WebSocket, RESP2 (Redis) | no |
 //! | [`time`] | [`time::Instant`]: time as an argument (a leaf: imports nothing) | no |
 //! | [`ids`] | message ids, cursors, topic names (a leaf: imports only `config`) | no |
@@ -44,6 +45,7 @@
 //!    syscalls, top to bottom like mio's `tcp_server` example.
 
 pub mod auth;
+pub mod clients;
 pub mod config;
 pub mod engine;
 pub mod file_log;

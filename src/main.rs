@@ -108,6 +108,14 @@ struct ServeArgs {
     /// Most open client connections → 503.
     #[arg(long, default_value = "10000", value_parser = positive_count)]
     max_connections: usize,
+    /// Most open connections from one client address → 503.
+    #[arg(long, default_value = "256")]
+    max_connections_per_ip: usize,
+    /// A reverse proxy whose Forwarded / X-Forwarded-For header names the
+    /// client (its own connections are then counted per forwarded client);
+    /// repeatable.
+    #[arg(long = "trust-proxy")]
+    trust_proxy: Vec<std::net::IpAddr>,
     /// Time allowed for a complete request head → 408.
     #[arg(long, default_value = "10s", value_parser = positive_duration)]
     head_timeout: std::time::Duration,
@@ -206,6 +214,8 @@ impl ServeArgs {
             assembly_memory: self.assembly_memory,
             max_message: self.max_message,
             max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            trust_proxy: self.trust_proxy.iter().map(|ip| ip.to_string()).collect(),
             head_timeout: self.head_timeout,
             idle_timeout: self.idle_timeout,
             send_timeout: self.send_timeout,

@@ -10,6 +10,7 @@
 
 use std::rc::Rc;
 
+use crate::clients::Clients;
 use crate::config::Config;
 use crate::hub::{Hub, MemoryHub, Message};
 use crate::session::{Assembly, Ctx, Session};
@@ -31,6 +32,7 @@ pub struct Rig {
     pub assembly: Assembly,
     /// The virtual clock: the `now` of the next [`Rig::ctx`].
     pub now: Instant,
+    pub clients: Clients,
 }
 
 impl Rig {
@@ -51,6 +53,7 @@ impl Rig {
             published: Vec::new(),
             assembly,
             now: Instant::ZERO,
+            clients: Clients::new(usize::MAX),
         }
     }
 
@@ -79,6 +82,7 @@ impl Rig {
             published: &mut self.published,
             assembly: &mut self.assembly,
             started: Instant::ZERO,
+            clients: &mut self.clients,
         }
     }
 

@@ -20,6 +20,7 @@ const CORE: &[&str] = &[
     "time.rs",
     "timers.rs",
     "stats.rs",
+    "clients.rs",
 ];
 
 /// What the core must not name, and why.

@@ -199,8 +199,12 @@ fn read_all(readers: &mut [BufReader<TcpStream>]) -> Vec<Response> {
 #[test]
 fn a_thousand_parked_requests_are_all_released_by_one_publish() {
     raise_fd_limit();
-    let srv = TestServer::default();
     let n = 1000;
+    // Every client comes from 127.0.0.1.
+    let srv = TestServer::start(Config {
+        max_connections_per_ip: n + 16,
+        ..Config::default()
+    });
     let mut clients: Vec<TcpStream> = (0..n).map(|_| srv.connect()).collect();
     for c in &mut clients {
         send(c, "/long-poll?topic=crowd&timeout=30");
@@ -243,6 +247,7 @@ fn cursors_lose_and_duplicate_nothing_across_cycles_while_publishing_continuousl
         .unwrap_or(100);
     let srv = TestServer::start(Config {
         history: 1_000_000,
+        max_connections_per_ip: clients + 16,
         ..Config::default()
     });
     let first = srv.publish("stream", "0");

@@ -29,7 +29,7 @@ use std::io::IoSlice;
 use std::time::Duration;
 
 use pushlab::config::{Config, READ_CHUNK};
-use pushlab::engine::{ConnId, Engine, Io, Written};
+use pushlab::engine::{ConnId, Engine, Io, Peer, Written};
 use pushlab::hub::Cursor;
 use pushlab::session::{Lifecycle, Session};
 use pushlab::stats::{Stats, Transport};
@@ -761,7 +761,12 @@ impl Rig {
         };
         let now = Instant::from_millis(1_000);
         let mut engine = Engine::new(config, EPOCH, now);
-        let conn = engine.handle_accept(now).expect("room for one connection");
+        let peer = Peer {
+            ip: "192.0.2.1".into(),
+        };
+        let conn = engine
+            .handle_accept(now, &peer)
+            .expect("room for one connection");
         Rig {
             engine,
             conn,

@@ -21,6 +21,10 @@ pub struct Conn {
     pub read_pending: bool,
     /// The deadline armed in the engine's timers for this connection.
     pub armed: Option<Instant>,
+    /// The peer address it is counted under (`--max-connections-per-ip`).
+    pub client: Option<Box<str>>,
+    /// Refused at accept: answered `503`, then closed.
+    pub refusing: bool,
 }
 
 impl Conn {
@@ -30,6 +34,8 @@ impl Conn {
             dirty: false,
             read_pending: false,
             armed: None,
+            client: None,
+            refusing: false,
         }
     }
 }

@@ -45,9 +45,10 @@ use std::io::IoSlice;
 use std::rc::Rc;
 use std::time::Duration;
 
-use crate::config::{Config, MAX_IOVECS, SHUTDOWN_GRACE};
+use crate::clients::Clients;
+use crate::config::{Config, MAX_IOVECS, MAX_REFUSING, SHUTDOWN_GRACE};
 use crate::hub::{Hub, HubError, MemoryHub, Message};
-use crate::session::{Assembly, Ctx, Lifecycle, Session};
+use crate::session::{Assembly, Ctx, Lifecycle, Refusal, Session};
 use crate::stats::{Stats, TraceEvent, Tracer, Transport};
 use crate::timers::{Instant, Timers};
 use conns::{Conn, Conns};
@@ -96,6 +97,13 @@ pub trait Io {
     }
 }
 
+/// The address of an accepted connection's peer, as text (`192.0.2.7`,
+/// `2001:db8::1`: what `IpAddr::to_string` writes); the shell makes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    pub ip: Box<str>,
+}
+
 /// Every input of the engine as owned data, with its instant: what a
 /// recording stores and a replay feeds back into a fresh engine (with the
 /// same config and epoch, and an [`Io`] that returns the recorded
@@ -103,7 +111,7 @@ pub trait Io {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     /// A connection was accepted (its id is the engine's to choose).
-    Accepted,
+    Accepted { peer: Peer },
     /// `accept` failed for want of resources.
     AcceptError,
     /// Bytes read from `conn`; `drained`: the read was short and the socket
@@ -161,6 +169,12 @@ pub struct Engine {
     /// The serial number of the last connection accepted: connections are
     /// named by it in the trace, since their slots are reused.
     serial: u64,
+    /// Connections per client address.
+    clients: Clients,
+    /// Connections open (not counting those being refused).
+    open: usize,
+    /// Connections being refused (answered `503`, then closed).
+    refusing: usize,
 }
 
 impl Engine {
@@ -195,6 +209,9 @@ impl Engine {
             next_expiry: now,
             shutdown_deadline: None,
             serial: 0,
+            clients: Clients::new(config.max_connections_per_ip),
+            open: 0,
+            refusing: 0,
             config,
         }
     }
@@ -230,8 +247,8 @@ impl Engine {
     /// Feeds one recorded input (see [`Input`]).
     pub fn handle(&mut self, now: Instant, input: Input, io: &mut impl Io) {
         match input {
-            Input::Accepted => {
-                self.handle_accept(now);
+            Input::Accepted { peer } => {
+                self.handle_accept(now, &peer);
             }
             Input::AcceptError => self.handle_accept_error(),
             Input::Read {
@@ -250,28 +267,40 @@ impl Engine {
         }
     }
 
-    /// Whether a new connection would be refused (`--max-connections`).
-    pub fn is_full(&self) -> bool {
-        self.conns.len() >= self.config.max_connections
-    }
-
     /// The id the next accepted connection gets.
     pub fn vacant(&self) -> ConnId {
         self.conns.vacant()
     }
 
-    /// A connection was accepted; `None` when it is over
-    /// `--max-connections` (the shell writes a `503` and closes it).
-    pub fn handle_accept(&mut self, now: Instant) -> Option<ConnId> {
-        if self.is_full() {
+    /// A connection from `peer` was accepted; the shell has registered its
+    /// socket as [`Engine::vacant`]. Returns that id — also for a connection
+    /// refused by `--max-connections` or `--max-connections-per-ip`, which
+    /// is answered `503` (whatever it sends), half-closed and drained like
+    /// any closing connection, so that a client that already sent its
+    /// request reads the answer rather than a reset (RFC 9112 §9.6). `None`
+    /// when even the refusals are at [`MAX_REFUSING`]: the shell closes the
+    /// socket at once.
+    pub fn handle_accept(&mut self, now: Instant, peer: &Peer) -> Option<ConnId> {
+        let trusted = self.config.trust_proxy.iter().any(|p| **p == *peer.ip);
+        let refusal = if self.open >= self.config.max_connections {
+            Some("the server is at its connection limit")
+        } else if !trusted && !self.clients.admit(&peer.ip) {
+            Some("too many connections from your address")
+        } else {
+            None
+        };
+        if refusal.is_some() {
             self.stats.connections_refused += 1;
-            return None;
+            if self.refusing >= MAX_REFUSING {
+                return None;
+            }
         }
         let id = self.conns.vacant();
         self.serial += 1;
         let serial = self.serial;
         let mut session = Session::new(id, now, &self.config);
         session.serial = serial;
+        session.behind_proxy = trusted;
         let c = self.stats.of(Transport::Http);
         c.sockets_opened += 1;
         c.sockets_open += 1;
@@ -283,8 +312,19 @@ impl Engine {
             bytes: 0,
             detail: String::new(),
         });
-        let inserted = self.conns.insert(Conn::new(session));
+        let mut conn = Conn::new(session);
+        conn.refusing = refusal.is_some();
+        conn.client = (refusal.is_none() && !trusted).then(|| peer.ip.clone());
+        let inserted = self.conns.insert(conn);
         debug_assert_eq!(inserted, id);
+        if let Some(why) = refusal {
+            self.refusing += 1;
+            let refusal = Refusal::new(503, why).with_header("Retry-After", "1");
+            self.with_session(id, now, |s, ctx| s.handle_refused(refusal, ctx));
+            self.mark_dirty(id);
+        } else {
+            self.open += 1;
+        }
         self.sync_timer(id);
         Some(id)
     }
@@ -478,6 +518,7 @@ impl Engine {
             published: &mut self.published,
             assembly: &mut self.assembly,
             started: self.started,
+            clients: &mut self.clients,
         };
         Some(f(&mut c.session, &mut ctx))
     }
@@ -678,7 +719,15 @@ impl Engine {
             })
             .unwrap_or(0);
         self.timers.cancel(conn);
-        if self.conns.remove(conn).is_some() {
+        if let Some(c) = self.conns.remove(conn) {
+            if c.refusing {
+                self.refusing -= 1;
+            } else {
+                self.open -= 1;
+            }
+            if let Some(client) = c.client {
+                self.clients.release(&client);
+            }
             io.close(conn, unsent);
         }
     }

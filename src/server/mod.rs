@@ -13,7 +13,7 @@
 
 mod net;
 
-use std::io::{self, ErrorKind, Read, Write};
+use std::io::{self, ErrorKind, Read};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::{Config, ACCEPT_BACKOFF, READ_CHUNK};
-use crate::engine::Engine;
+use crate::engine::{Engine, Io, Peer};
 use crate::timers::Instant;
 use net::Net;
 
@@ -36,9 +36,6 @@ const WAKER: Token = Token(2);
 
 /// Reads per connection per turn before moving on to the others (× 64 KiB).
 const READS_PER_TURN: usize = 16;
-
-/// The response a connection over `--max-connections` gets before closing.
-const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nServer: pushlab\r\nContent-Type: text/plain\r\nContent-Length: 32\r\nRetry-After: 1\r\nConnection: close\r\n\r\n503 Service Unavailable: busy\r\n\r\n";
 
 /// Stops a running server from another thread.
 #[derive(Clone)]
@@ -201,19 +198,20 @@ impl Server {
                 return;
             };
             match listener.accept() {
-                Ok((mut socket, _peer)) => {
-                    if self.engine.is_full() {
-                        // Over --max-connections: say so and close. The write
-                        // goes into an empty send buffer, so it fits at once.
-                        self.engine.handle_accept(now);
-                        let _ = socket.write(REFUSED);
-                        continue;
-                    }
+                Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
-                    if self.net.insert(self.engine.vacant(), socket).is_err() {
+                    let id = self.engine.vacant();
+                    if self.net.insert(id, socket).is_err() {
                         continue;
                     }
-                    self.engine.handle_accept(now);
+                    let peer = Peer {
+                        ip: peer.ip().to_string().into(),
+                    };
+                    // Refused ones are answered 503 by the engine, unless
+                    // even the refusals are at their limit: closed at once.
+                    if self.engine.handle_accept(now, &peer).is_none() {
+                        self.net.close(id, 0);
+                    }
                 }
                 // Accepted everything that was waiting.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,

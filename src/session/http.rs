@@ -8,6 +8,7 @@ use super::auth;
 use super::cors;
 use super::routing::{route, Route, Routed};
 use super::{Ctx, Lifecycle, Refusal, Session, State};
+use crate::clients;
 use crate::config::MAX_HEAD_BYTES;
 use crate::stats::Transport;
 use crate::wire::http1::{
@@ -80,6 +81,9 @@ impl Session {
             }
         };
         self.head_only = head.method == Method::Head;
+        if self.behind_proxy && self.client.is_none() && !self.admit_forwarded(&head, ctx) {
+            return true;
+        }
         // Before any answer to this request, errors included, so that a
         // cross-origin page can read those too.
         self.cors = cors::allowed_origin(&head, &ctx.config.allow_origins);
@@ -292,6 +296,30 @@ impl Session {
         if self.answered > 0 {
             c.requests_on_reused_socket += 1;
         }
+    }
+
+    /// Behind a trusted proxy: counts the connection under the client
+    /// address the first request forwards (`--max-connections-per-ip`), or
+    /// refuses it with `503` when that client already holds the limit.
+    /// Returns false when refused.
+    fn admit_forwarded(&mut self, head: &RequestHead, ctx: &mut Ctx) -> bool {
+        let forwarded =
+            clients::forwarded_client(head.header("forwarded"), head.header("x-forwarded-for"));
+        let Some(client) = forwarded else {
+            return true;
+        };
+        if !ctx.clients.admit(&client) {
+            ctx.stats.connections_refused += 1;
+            let why = "too many connections from your address";
+            self.refuse(
+                Refusal::new(503, why).with_header("Retry-After", "1"),
+                true,
+                ctx,
+            );
+            return false;
+        }
+        self.client = Some(client);
+        true
     }
 
     /// Token and topic checks that can be made from the head alone.

@@ -69,6 +69,7 @@ mod lifecycle_tests;
 use std::rc::Rc;
 use std::time::Duration;
 
+use crate::clients::Clients;
 use crate::config::{Config, MAX_PIPELINED_BYTES};
 use crate::hub::{Hub, Message, SubscriberId};
 use crate::stats::{Stats, TraceEvent, Tracer, Transport};
@@ -98,6 +99,8 @@ pub struct Ctx<'a> {
     pub assembly: &'a mut Assembly,
     /// When the server started (for `/stats` uptime).
     pub started: Instant,
+    /// Connections per client address (`--max-connections-per-ip`).
+    pub clients: &'a mut Clients,
 }
 
 impl Ctx<'_> {
@@ -214,6 +217,11 @@ pub struct Session {
     write_stall: Option<WriteStall>,
     /// The peer shut its write side.
     peer_eof: bool,
+    /// The peer is a trusted proxy (`--trust-proxy`): the client is the
+    /// address its first request forwards.
+    pub behind_proxy: bool,
+    /// That forwarded client address, once counted in [`Ctx::clients`].
+    client: Option<Box<str>>,
     /// The `Origin` to echo in CORS headers of the response to the current
     /// request ([`cors::allowed_origin`]); `None` (nothing allocated) for a
     /// same-origin request or when `--allow-origin` is not set.
@@ -249,6 +257,8 @@ impl Session {
             linger_deadline: None,
             write_stall: None,
             peer_eof: false,
+            behind_proxy: false,
+            client: None,
             cors: None,
             assembling: 0,
             head_only: false,
@@ -611,6 +621,9 @@ impl Session {
             _ => {}
         }
         ctx.assembly.release(&mut self.assembling);
+        if let Some(client) = self.client.take() {
+            ctx.clients.release(&client);
+        }
         let lifetime = ctx.now - self.opened_at;
         ctx.stats.socket_closed(self.transport, lifetime);
         let id = self.serial;
@@ -621,6 +634,14 @@ impl Session {
         self.lifecycle = Lifecycle::Closed;
         self.out.clear();
         self.input = Vec::new();
+    }
+
+    /// The connection is refused at accept (`--max-connections`,
+    /// `--max-connections-per-ip`): answer `refusal` whatever the client
+    /// sends, then half-close and drain, so a client that already sent its
+    /// request reads the answer, not a reset (RFC 9112 §9.6).
+    pub fn handle_refused(&mut self, refusal: Refusal, ctx: &mut Ctx) {
+        self.refuse(refusal, true, ctx);
     }
 
     /// Cut as a slow consumer: its queue passed `--max-queued-bytes`.
