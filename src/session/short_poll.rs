@@ -83,7 +83,7 @@ impl Session {
             c.resets_reported += 1;
         }
         let (id, tr, queued, n) = (
-            self.id,
+            self.serial,
             self.transport,
             self.out.len(),
             batch.messages.len(),
