@@ -565,6 +565,14 @@ impl Inflater {
         self.state.is_some()
     }
 
+    /// Drops the message being inflated and the state with it (the
+    /// connection is closing and will inflate nothing more).
+    pub fn abandon(&mut self) {
+        self.state = None;
+        self.fed = false;
+        self.ended = false;
+    }
+
     /// Inflates one chunk of a compressed message's payload into `out`.
     ///
     /// # Errors

@@ -17,9 +17,9 @@
 //!
 //! Left out:
 //!
-//! - Extensions (§9) other than permessage-deflate (RFC 7692, `deflate.rs`);
-//!   the connection machine does not use it yet, so frames with RSV bits
-//!   set fail the connection.
+//! - Extensions (§9) other than permessage-deflate (RFC 7692, `deflate.rs`,
+//!   enabled on a [`Protocol`] by [`Protocol::enable_deflate`]): RSV2 and
+//!   RSV3, and RSV1 without permessage-deflate, fail the connection.
 //! - Subprotocols (§1.9, `Sec-WebSocket-Protocol`): the server never selects
 //!   one; the request header is ignored and the response carries none.
 //! - The client's opening handshake (§4.1): only the client's framing is
