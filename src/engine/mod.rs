@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use crate::config::{Config, MAX_IOVECS, SHUTDOWN_GRACE};
 use crate::hub::{Hub, HubError, MemoryHub, Message};
-use crate::session::{Assembly, Ctx, Lifecycle, Session};
+use crate::session::{Assembly, Ctx, Deflate, Lifecycle, Session};
 use crate::stats::{Stats, TraceEvent, Tracer, Transport};
 use crate::timers::{Instant, Timers};
 use conns::{Conn, Conns};
@@ -149,6 +149,8 @@ pub struct Engine {
     published: Vec<Rc<Message>>,
     /// Bytes held by messages being assembled (`--assembly-memory`).
     assembly: Assembly,
+    /// permessage-deflate compressors, shared by every connection.
+    deflate: Deflate,
     fanout: VecDeque<Rc<Message>>,
     /// A fan-out is running: a session call made from inside it (a write
     /// that answers a pipelined publish, say) queues what it publishes and
@@ -186,6 +188,7 @@ impl Engine {
             unread: Vec::new(),
             published: Vec::new(),
             assembly: Assembly::new(config.assembly_memory),
+            deflate: Deflate::default(),
             fanout: VecDeque::new(),
             fanning_out: false,
             subscribers: Vec::new(),
@@ -470,6 +473,7 @@ impl Engine {
             tracer: &mut self.tracer,
             published: &mut self.published,
             assembly: &mut self.assembly,
+            deflate: &mut self.deflate,
             started: self.started,
         };
         Some(f(&mut c.session, &mut ctx))

@@ -41,11 +41,12 @@ pub mod protocol;
 pub use close::{decode_close_payload, encode_close_payload};
 pub use error::{CloseCode, ProtocolError};
 pub use frame::{
-    decode_header, encode_frame, encode_header, encode_masked_frame, ControlOpcode, DataOpcode,
-    Decoded, FrameHeader, Opcode,
+    decode_header, encode_compressed_frame, encode_frame, encode_header, encode_masked_frame,
+    ControlOpcode, DataOpcode, Decoded, FrameHeader, Opcode,
 };
 pub use handshake::{
-    accept_key, encode_response, origin_allowed, validate_request, Handshake, HandshakeError,
+    accept_key, encode_response, encode_response_with_extensions, origin_allowed, validate_request,
+    Handshake, HandshakeError,
 };
 pub use mask::apply_mask;
 pub use protocol::{Event, Protocol, Role, State};

@@ -151,6 +151,8 @@ pub struct Protocol {
     /// Whether the open message is compressed (RSV1 on its first frame), and
     /// how many compressed bytes of it have arrived.
     compressed: Option<u64>,
+    /// Compressed messages received, for [`Protocol::take_compressed_count`].
+    compressed_count: u64,
 }
 
 impl Protocol {
@@ -174,6 +176,7 @@ impl Protocol {
             mask_seed: 0x9e37_79b9_7f4a_7c15,
             inflater: None,
             compressed: None,
+            compressed_count: 0,
         }
     }
 
@@ -209,6 +212,12 @@ impl Protocol {
     /// Whether permessage-deflate was enabled.
     pub fn is_deflate_enabled(&self) -> bool {
         self.inflater.is_some()
+    }
+
+    /// How many compressed messages were received since the last call
+    /// (for the caller's counters).
+    pub fn take_compressed_count(&mut self) -> u64 {
+        std::mem::take(&mut self.compressed_count)
     }
 
     /// Seeds the masking keys of a [`Role::Client`].
@@ -674,6 +683,7 @@ impl Protocol {
                 let start = self.payload.len();
                 let result = inflater.finish(&mut self.payload, self.max_message);
                 self.check_inflated(start, result)?;
+                self.compressed_count += 1;
             }
         }
         let kind = self.message.take();
