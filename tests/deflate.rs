@@ -247,6 +247,12 @@ fn a_compressed_message_is_echoed_compressed_and_published_inflated() {
     assert!(frame.rsv1 && frame.opcode == 0x2);
     assert_eq!(inflate(&frame.payload), bytes);
 
+    // Every echo goes back compressed, even a tiny one.
+    echo.send(0x1, false, b"hi");
+    let frame = echo.next();
+    assert!(frame.rsv1);
+    assert_eq!(inflate(&frame.payload), b"hi");
+
     // On /ws a compressed text message is published inflated.
     let mut publisher = Client::open(&server, "/ws?topic=p", Some(BROWSER_OFFER));
     publisher.send(0x1, true, &compress(b"hello from a compressing client"));

@@ -29,22 +29,24 @@ impl Deflate {
     /// A whole compressed text frame (RSV1 set) for `payload`, or `None`
     /// when compression would not make the payload smaller.
     pub fn text_frame(&mut self, payload: &[u8], window_bits: u8) -> Option<Vec<u8>> {
-        self.frame(DataOpcode::Text, payload, window_bits)
+        self.frame(DataOpcode::Text, payload, window_bits, true)
     }
 
-    /// A whole compressed data frame (RSV1 set) for `payload`, or `None`
-    /// when compression would not make the payload smaller.
+    /// A whole compressed data frame (RSV1 set) for `payload`; with
+    /// `only_if_smaller`, `None` when compression would not make the
+    /// payload smaller.
     pub fn frame(
         &mut self,
         opcode: DataOpcode,
         payload: &[u8],
         window_bits: u8,
+        only_if_smaller: bool,
     ) -> Option<Vec<u8>> {
         let mut compressed = std::mem::take(&mut self.scratch);
         compressed.clear();
         self.compressor(window_bits)
             .compress(payload, &mut compressed);
-        let frame = (compressed.len() < payload.len()).then(|| {
+        let frame = (!only_if_smaller || compressed.len() < payload.len()).then(|| {
             let mut frame = Vec::with_capacity(compressed.len() + 10);
             encode_compressed_frame(opcode, &compressed, &mut frame);
             frame

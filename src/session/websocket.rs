@@ -59,8 +59,8 @@
 //!   that negotiated compression; messages under `--ws-deflate-threshold`
 //!   bytes, and messages compression does not shrink, go uncompressed.
 //!   Compressed client messages are inflated by the codec, with
-//!   `--max-message` / `--ws-max-message` on the inflated size; echoes on
-//!   `/echo` go back compressed. `/stats` counts compressed frames out with
+//!   `--max-message` / `--ws-max-message` on the inflated size; on `/echo`
+//!   every echo goes back compressed, whatever its size. `/stats` counts compressed frames out with
 //!   their payload bytes before and after, and compressed messages in.
 //!
 //! Not implemented: other extensions (§9), subprotocols
@@ -515,14 +515,17 @@ impl Session {
             return;
         }
         if let Some(agreed) = conn.deflate {
-            if payload.len() >= ctx.config.ws_deflate_threshold {
+            // Echoes are the peer's own messages: when it negotiated
+            // compression, every echo goes back compressed (what conformance
+            // suites compare), whatever its size.
+            {
                 let data = if opcode == TEXT {
                     DataOpcode::Text
                 } else {
                     DataOpcode::Binary
                 };
                 let bits = agreed.server_max_window_bits;
-                if let Some(frame) = ctx.deflate.frame(data, &payload, bits) {
+                if let Some(frame) = ctx.deflate.frame(data, &payload, bits, false) {
                     let n = frame.len();
                     conn.queued_total += n as u64;
                     count_deflate(ctx, payload.len(), &frame);
