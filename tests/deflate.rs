@@ -277,7 +277,7 @@ fn a_compression_bomb_closes_with_1009() {
     assert_eq!(close.opcode, 0x8);
     assert_eq!(close.payload[..2], 1009u16.to_be_bytes());
     // The server is fine: another connection works.
-    let mut other = Client::open(&server, "/echo", Some(BROWSER_OFFER));
+    let mut other = Client::open(&server, "/echo", None);
     other.send(0x1, false, b"still here");
     assert_eq!(other.next().payload, b"still here");
     let _ = echo.is_at_eof();
