@@ -29,7 +29,7 @@ JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 SANITIZER=${FUZZ_SANITIZER:-none}
 WORK=${FUZZ_WORK:-$ROOT/fuzz/target/work-corpus}
 UPDATE=${FUZZ_UPDATE_CORPUS:-0}
-ALL_TARGETS=(http_head http_body query ws_handshake ws_frame ws_protocol sse_parser session jwt resp)
+ALL_TARGETS=(http_head http_body query ws_handshake ws_frame ws_protocol ws_inflate sse_parser session jwt resp)
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 
 # ASan needs nightly; `-s none` builds on stable.

@@ -131,7 +131,14 @@ pub struct Config {
     /// is closed.
     pub ws_ping: Duration,
     /// Largest WebSocket message a client may send (`--ws-max-message`) → 1009.
+    /// With permessage-deflate, the limit applies to the inflated message.
     pub ws_max_message: usize,
+    /// Accept permessage-deflate (RFC 7692) offers (`--ws-deflate on|off`).
+    pub ws_deflate: bool,
+    /// Messages smaller than this go uncompressed even on a connection that
+    /// negotiated compression (`--ws-deflate-threshold`): DEFLATE's block
+    /// overhead makes tiny messages no smaller.
+    pub ws_deflate_threshold: usize,
     /// Most bytes queued for one connection before it counts as a slow
     /// consumer and is disconnected (`--max-queued-bytes`).
     pub max_queued_bytes: usize,
@@ -178,6 +185,8 @@ impl Default for Config {
             sse_max_lifetime: None,
             ws_ping: Duration::from_secs(30),
             ws_max_message: 16 * 1024 * 1024,
+            ws_deflate: true,
+            ws_deflate_threshold: 128,
             max_queued_bytes: 1024 * 1024,
             publish_token: None,
             allow_origins: Vec::new(),

@@ -98,6 +98,8 @@ pub struct EncodedForms {
     pub sse_single: Slot,
     pub sse_multi: Slot,
     pub ws_frame: Slot,
+    /// The WebSocket frame compressed with permessage-deflate (15-bit window).
+    pub ws_deflate_frame: Slot,
     /// The fan-out is over: encodings are no longer kept.
     pub sealed: Cell<bool>,
 }

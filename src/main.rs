@@ -76,6 +76,14 @@ fn addr(s: &str) -> Result<std::net::SocketAddr, String> {
     parse_addr(s).map_err(|e| e.to_string())
 }
 
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("expected on or off, not {s:?}")),
+    }
+}
+
 /// Every limit and timeout; defaults are those of `Config::default()`.
 #[derive(Args, Clone)]
 struct ServeArgs {
@@ -145,6 +153,12 @@ struct ServeArgs {
     /// Largest WebSocket message a client may send → close 1009.
     #[arg(long, default_value = "16MiB", value_parser = positive_size)]
     ws_max_message: usize,
+    /// WebSocket compression (RFC 7692 permessage-deflate): on or off.
+    #[arg(long, default_value = "on", value_parser = on_off)]
+    ws_deflate: bool,
+    /// Messages smaller than this go uncompressed on compressed WebSockets.
+    #[arg(long, default_value = "128", value_parser = size)]
+    ws_deflate_threshold: usize,
     /// Bytes queued for one subscriber before it is cut as a slow consumer.
     #[arg(long, default_value = "1MiB", value_parser = positive_size)]
     max_queued_bytes: usize,
@@ -225,6 +239,8 @@ impl ServeArgs {
             sse_max_lifetime: self.sse_max_lifetime,
             ws_ping: self.ws_ping,
             ws_max_message: self.ws_max_message,
+            ws_deflate: self.ws_deflate,
+            ws_deflate_threshold: self.ws_deflate_threshold,
             max_queued_bytes: self.max_queued_bytes,
             publish_token: self.publish_token,
             allow_origins: self.allow_origin,

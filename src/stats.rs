@@ -91,6 +91,13 @@ pub struct Counters {
     pub frames_out: u64,
     pub pings_sent: u64,
     pub pongs_received: u64,
+    /// permessage-deflate: compressed data frames sent, and their payload
+    /// bytes before and after compression.
+    pub deflate_frames_out: u64,
+    pub deflate_bytes_before: u64,
+    pub deflate_bytes_after: u64,
+    /// Compressed messages received (and inflated).
+    pub deflate_messages_in: u64,
     /// Closes by code (WebSocket) — code and count.
     pub close_codes: Vec<(u16, u64)>,
 }
@@ -258,6 +265,10 @@ impl Stats {
                     obj.insert("frames_out".into(), c.frames_out.into());
                     obj.insert("pings_sent".into(), c.pings_sent.into());
                     obj.insert("pongs_received".into(), c.pongs_received.into());
+                    obj.insert("deflate_frames_out".into(), c.deflate_frames_out.into());
+                    obj.insert("deflate_bytes_before".into(), c.deflate_bytes_before.into());
+                    obj.insert("deflate_bytes_after".into(), c.deflate_bytes_after.into());
+                    obj.insert("deflate_messages_in".into(), c.deflate_messages_in.into());
                     let codes: serde_json::Map<String, serde_json::Value> = c
                         .close_codes
                         .iter()
@@ -289,7 +300,7 @@ impl Stats {
     /// `/metrics` in the Prometheus text exposition format.
     pub fn to_prometheus(&self, memory: Memory) -> Vec<u8> {
         let mut s = String::new();
-        let series: [Series; 21] = [
+        let series: [Series; 25] = [
             ("sockets_opened_total", "Sockets opened", |c| {
                 c.sockets_opened
             }),
@@ -365,6 +376,26 @@ impl Stats {
                 c.frames_out
             }),
             ("pings_sent_total", "WebSocket pings sent", |c| c.pings_sent),
+            (
+                "deflate_frames_out_total",
+                "Compressed WebSocket frames sent (permessage-deflate)",
+                |c| c.deflate_frames_out,
+            ),
+            (
+                "deflate_bytes_before_total",
+                "Payload bytes of compressed frames before compression",
+                |c| c.deflate_bytes_before,
+            ),
+            (
+                "deflate_bytes_after_total",
+                "Payload bytes of compressed frames after compression",
+                |c| c.deflate_bytes_after,
+            ),
+            (
+                "deflate_messages_in_total",
+                "Compressed WebSocket messages received",
+                |c| c.deflate_messages_in,
+            ),
         ];
         for (name, help, get) in series {
             let _ = writeln!(s, "# HELP pushlab_{name} {help}");

@@ -13,7 +13,7 @@ use std::rc::Rc;
 use crate::clients::Clients;
 use crate::config::Config;
 use crate::hub::{Hub, MemoryHub, Message};
-use crate::session::{Assembly, Ctx, Session};
+use crate::session::{Assembly, Ctx, Deflate, Session};
 use crate::stats::{Stats, Tracer};
 use crate::timers::Instant;
 
@@ -30,6 +30,7 @@ pub struct Rig {
     pub published: Vec<Rc<Message>>,
     /// The budget for messages being assembled.
     pub assembly: Assembly,
+    pub deflate: Deflate,
     /// The virtual clock: the `now` of the next [`Rig::ctx`].
     pub now: Instant,
     pub clients: Clients,
@@ -52,6 +53,7 @@ impl Rig {
             },
             published: Vec::new(),
             assembly,
+            deflate: Deflate::default(),
             now: Instant::ZERO,
             clients: Clients::new(usize::MAX),
         }
@@ -81,6 +83,7 @@ impl Rig {
             tracer: &mut self.tracer,
             published: &mut self.published,
             assembly: &mut self.assembly,
+            deflate: &mut self.deflate,
             started: Instant::ZERO,
             clients: &mut self.clients,
         }

@@ -1,5 +1,5 @@
-//! RFC 6455 connection machine (`Protocol`, server role) fed arbitrary
-//! bytes in arbitrary chunks.
+//! RFC 6455 connection machine (`Protocol`, server role, with or without
+//! permessage-deflate) fed arbitrary bytes in arbitrary chunks.
 //!
 //! Oracle: events until `NeedData` or an error; the same events and the
 //! same error however the bytes are split; after an error, the same error
@@ -8,12 +8,19 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use pushlab::wire::websocket::deflate::{negotiate, DeflatePolicy};
 use pushlab::wire::websocket::{Event, Protocol, ProtocolError, Role};
 use pushlab_fuzz::{control, split};
 
 /// Feeds `pieces`, draining events after each; returns events and error.
-fn run(max: usize, pieces: &[&[u8]]) -> (Vec<Event>, Option<ProtocolError>) {
+fn run(max: usize, deflate: bool, pieces: &[&[u8]]) -> (Vec<Event>, Option<ProtocolError>) {
     let mut p = Protocol::new(Role::Server, max);
+    if deflate {
+        // permessage-deflate as browsers negotiate it: RSV1 messages are
+        // inflated, the limit applies to the inflated size.
+        let agreed = negotiate([&b"permessage-deflate"[..]], &DeflatePolicy::default());
+        p.enable_deflate(&agreed.expect("the bare offer is accepted"));
+    }
     let mut events = Vec::new();
     for piece in pieces {
         p.receive_data(piece);
@@ -38,8 +45,9 @@ fuzz_target!(|data: &[u8]| {
     let (seed, input) = control(data);
     // A small limit so 1009 is reachable; the seed picks it.
     let max = 1usize << (seed % 16);
-    let whole = run(max, &[input]);
-    let parts = run(max, &split(seed, input));
+    let deflate = seed & 0x10 != 0;
+    let whole = run(max, deflate, &[input]);
+    let parts = run(max, deflate, &split(seed, input));
     assert_eq!(whole, parts, "events depend on how the bytes arrived");
 
     for ev in &whole.0 {
@@ -65,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
             Event::NeedData => unreachable!(),
         }
     }
-    let again = run(max, &split(seed.rotate_left(3), &wire));
+    let again = run(max, deflate, &split(seed.rotate_left(3), &wire));
     assert_eq!(again, (whole.0.clone(), None), "re-sent events differ");
 
     // The server's answers are frames a client accepts.

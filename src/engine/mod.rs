@@ -48,7 +48,7 @@ use std::time::Duration;
 use crate::clients::Clients;
 use crate::config::{Config, MAX_IOVECS, MAX_REFUSING, SHUTDOWN_GRACE};
 use crate::hub::{Hub, HubError, MemoryHub, Message};
-use crate::session::{Assembly, Ctx, Lifecycle, Refusal, Session};
+use crate::session::{Assembly, Ctx, Deflate, Lifecycle, Refusal, Session};
 use crate::stats::{Stats, TraceEvent, Tracer, Transport};
 use crate::timers::{Instant, Timers};
 use conns::{Conn, Conns};
@@ -157,6 +157,8 @@ pub struct Engine {
     published: Vec<Rc<Message>>,
     /// Bytes held by messages being assembled (`--assembly-memory`).
     assembly: Assembly,
+    /// permessage-deflate compressors, shared by every connection.
+    deflate: Deflate,
     fanout: VecDeque<Rc<Message>>,
     /// A fan-out is running: a session call made from inside it (a write
     /// that answers a pipelined publish, say) queues what it publishes and
@@ -203,6 +205,7 @@ impl Engine {
             unread: Vec::new(),
             published: Vec::new(),
             assembly: Assembly::new(config.assembly_memory),
+            deflate: Deflate::default(),
             fanout: VecDeque::new(),
             fanning_out: false,
             subscribers: Vec::new(),
@@ -517,6 +520,7 @@ impl Engine {
             tracer: &mut self.tracer,
             published: &mut self.published,
             assembly: &mut self.assembly,
+            deflate: &mut self.deflate,
             started: self.started,
             clients: &mut self.clients,
         };

@@ -20,6 +20,7 @@
 
 use std::rc::Rc;
 
+use super::deflate::Deflate;
 use crate::hub::{Message, Slot};
 use crate::wire::json;
 use crate::wire::sse::encode_event;
@@ -100,6 +101,33 @@ pub fn ws_frame(msg: &Message) -> Rc<[u8]> {
     })
 }
 
+/// The message's WebSocket text frame compressed with permessage-deflate
+/// (RSV1 set), for a connection whose server window is `window_bits`.
+///
+/// Compressed once for every subscriber: the server never takes its context
+/// over (RFC 7692 §7.1.1.1), so one compressed message is valid on every
+/// connection. The shared form uses a 15-bit window; a connection that asked
+/// for a smaller one (`server_max_window_bits`) shares it too when the JSON
+/// fits in that window (no back-reference can then reach further), and
+/// otherwise gets its own, not kept. When compression would not make the
+/// payload smaller, this is the plain [`ws_frame`].
+pub fn ws_deflate_frame(msg: &Message, window_bits: u8, deflate: &mut Deflate) -> Rc<[u8]> {
+    let json = json(msg);
+    if window_bits >= 15 || json.len() <= 1 << window_bits {
+        let frame = form(msg, &msg.encoded.ws_deflate_frame, || {
+            deflate.text_frame(&json, 15).unwrap_or_default()
+        });
+        if frame.is_empty() {
+            return ws_frame(msg);
+        }
+        return frame;
+    }
+    match deflate.text_frame(&json, window_bits) {
+        Some(frame) => frame.into(),
+        None => ws_frame(msg),
+    }
+}
+
 /// The fan-out of `msg` is over: drop its forms (queued output keeps what
 /// it shares) and keep none made from now on.
 pub fn release(msg: &Message) {
@@ -115,6 +143,7 @@ fn cached_bytes_clear(msg: &Message) {
         &e.sse_single,
         &e.sse_multi,
         &e.ws_frame,
+        &e.ws_deflate_frame,
     ] {
         slot.clear();
     }
@@ -129,6 +158,7 @@ pub fn cached_bytes(msg: &Message) -> usize {
         &e.sse_single,
         &e.sse_multi,
         &e.ws_frame,
+        &e.ws_deflate_frame,
     ]
     .iter()
     .map(|s| s.len())
@@ -169,6 +199,35 @@ mod tests {
             assert!(Rc::ptr_eq(a, b), "encoded once, shared");
         }
         assert!(cached_bytes(&msg) > 0);
+    }
+
+    #[test]
+    fn the_compressed_frame_is_made_once_shared_and_released() {
+        let mut hub = MemoryHub::new("e1", 8, Duration::from_secs(60));
+        let msg = hub
+            .publish("a", &"hello, compressed world ".repeat(20), Instant::ZERO)
+            .unwrap();
+        let mut deflate = Deflate::default();
+        let first = ws_deflate_frame(&msg, 15, &mut deflate);
+        assert_eq!(first[0], 0xc1, "FIN, RSV1, text");
+        assert!(first.len() < ws_frame(&msg).len() / 3);
+        assert!(Rc::ptr_eq(
+            &first,
+            &ws_deflate_frame(&msg, 15, &mut deflate)
+        ));
+        // A smaller server window shares it when the JSON fits the window…
+        assert!(Rc::ptr_eq(
+            &first,
+            &ws_deflate_frame(&msg, 10, &mut deflate)
+        ));
+        // …and gets its own when it does not.
+        let own = ws_deflate_frame(&msg, 9, &mut deflate);
+        assert!(!Rc::ptr_eq(&first, &own) && own[0] == 0xc1);
+        release(&msg);
+        assert_eq!(cached_bytes(&msg), 0);
+        // A message compression cannot shrink goes as the plain frame.
+        let tiny = hub.publish("a", "x", Instant::ZERO).unwrap();
+        assert_eq!(ws_deflate_frame(&tiny, 15, &mut deflate), ws_frame(&tiny));
     }
 
     #[test]

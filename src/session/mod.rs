@@ -51,6 +51,7 @@
 pub mod assembly;
 pub mod auth;
 pub mod cors;
+pub mod deflate;
 pub mod encoded;
 pub mod http;
 pub mod long_poll;
@@ -79,6 +80,7 @@ pub use refusal::Refusal;
 pub use subscription::Subscription;
 
 pub use assembly::Assembly;
+pub use deflate::Deflate;
 pub use output::OutQueue;
 
 /// How long a closing connection keeps draining client bytes after its
@@ -97,6 +99,8 @@ pub struct Ctx<'a> {
     pub published: &'a mut Vec<Rc<Message>>,
     /// The server-wide budget for messages being assembled.
     pub assembly: &'a mut Assembly,
+    /// The server's permessage-deflate compressors.
+    pub deflate: &'a mut Deflate,
     /// When the server started (for `/stats` uptime).
     pub started: Instant,
     /// Connections per client address (`--max-connections-per-ip`).

@@ -51,7 +51,19 @@
 //!   frame that started the closing handshake, 1005 for an empty one, 1006
 //!   when the connection ended without any.
 //!
-//! Not implemented: extensions (permessage-deflate, §9), subprotocols
+//! - Compression (RFC 7692 permessage-deflate, on unless `--ws-deflate
+//!   off`): the handshake answers the first acceptable offer
+//!   (`wire::websocket::deflate`), always with `server_no_context_takeover`.
+//!   A message's compressed frame is then one more shared form of it
+//!   ([`encoded::ws_deflate_frame`]), compressed once for every subscriber
+//!   that negotiated compression; messages under `--ws-deflate-threshold`
+//!   bytes, and messages compression does not shrink, go uncompressed.
+//!   Compressed client messages are inflated by the codec, with
+//!   `--max-message` / `--ws-max-message` on the inflated size; on `/echo`
+//!   every echo goes back compressed, whatever its size. `/stats` counts compressed frames out with
+//!   their payload bytes before and after, and compressed messages in.
+//!
+//! Not implemented: other extensions (§9), subprotocols
 //! (`Sec-WebSocket-Protocol`, §1.9), `wss://`.
 
 use std::rc::Rc;
@@ -66,9 +78,10 @@ use crate::stats::Transport;
 use crate::timers::Instant;
 use crate::wire::http1::{RequestHead, Version};
 use crate::wire::query::Query;
+use crate::wire::websocket::deflate::{negotiate, Agreed, DeflatePolicy};
 use crate::wire::websocket::{
-    encode_frame, encode_header, encode_response, origin_allowed, validate_request, CloseCode,
-    DataOpcode, Event, FrameHeader, Opcode, Protocol, ProtocolError, Role,
+    encode_frame, encode_header, encode_response_with_extensions, origin_allowed, validate_request,
+    CloseCode, DataOpcode, Event, FrameHeader, Opcode, Protocol, ProtocolError, Role,
 };
 
 /// How long our close frame may take to be flushed before the connection is
@@ -103,6 +116,8 @@ enum Mode {
 pub struct WsConn {
     mode: Mode,
     protocol: Protocol,
+    /// permessage-deflate's agreed parameters, when it was negotiated.
+    deflate: Option<Agreed>,
     /// When the next ping is due; `None` when pings are off or closing.
     next_ping: Option<Instant>,
     /// The unanswered ping: when it was sent (also its payload).
@@ -197,6 +212,32 @@ fn parse_publish(text: &str, topics: &[Rc<str>]) -> Option<(Rc<str>, String)> {
 }
 
 /// A short description of an event for the trace.
+/// The frame carrying `msg` on a connection: its shared compressed form
+/// when the connection negotiated compression and the message is not under
+/// the threshold, else its shared plain form.
+fn message_frame(msg: &Message, deflate: Option<&Agreed>, ctx: &mut Ctx) -> Rc<[u8]> {
+    let Some(agreed) = deflate else {
+        return encoded::ws_frame(msg);
+    };
+    let json = encoded::json(msg);
+    if json.len() < ctx.config.ws_deflate_threshold {
+        return encoded::ws_frame(msg);
+    }
+    let frame = encoded::ws_deflate_frame(msg, agreed.server_max_window_bits, ctx.deflate);
+    if super::deflate::is_compressed(&frame) {
+        count_deflate(ctx, json.len(), &frame);
+    }
+    frame
+}
+
+/// Counts one compressed frame sent, of `before` payload bytes.
+fn count_deflate(ctx: &mut Ctx, before: usize, frame: &[u8]) {
+    let c = ctx.stats.of(Transport::Ws);
+    c.deflate_frames_out += 1;
+    c.deflate_bytes_before += before as u64;
+    c.deflate_bytes_after += super::deflate::payload_len(frame) as u64;
+}
+
 fn describe(event: &Event) -> (&'static str, usize) {
     match event {
         Event::Text(s) => ("text", s.len()),
@@ -245,13 +286,27 @@ impl Session {
             _ => (Mode::Echo, Batch::default(), false),
         };
 
-        let mut first = Vec::with_capacity(160);
-        encode_response(&handshake.accept, &mut first);
+        // RFC 7692 §5: the first acceptable permessage-deflate offer.
+        let deflate = ctx.config.ws_deflate.then(|| {
+            let offers = head
+                .header_pairs()
+                .filter(|(name, _)| name.eq_ignore_ascii_case("sec-websocket-extensions"))
+                .map(|(_, value)| value);
+            negotiate(offers, &DeflatePolicy::default())
+        });
+        let deflate = deflate.flatten();
+        let mut extensions = Vec::new();
+        if let Some(agreed) = &deflate {
+            agreed.response_value(&mut extensions);
+        }
+        let mut first = Vec::with_capacity(160 + extensions.len());
+        let extensions = deflate.is_some().then_some(extensions.as_slice());
+        encode_response_with_extensions(&handshake.accept, extensions, &mut first);
         let notices = encode_notices(&batch, &mut first);
         let mut queued = first.len();
         self.out.push_owned(first);
         for m in &batch.messages {
-            let frame = encoded::ws_frame(m);
+            let frame = message_frame(m, deflate.as_ref(), ctx);
             queued += frame.len();
             self.out.push_shared(&frame);
         }
@@ -262,10 +317,11 @@ impl Session {
         c.gaps_reported += u64::from(batch.missed > 0);
         c.resets_reported += u64::from(batch.reset);
         let (id, t) = (self.serial, self.transport);
+        let compressed = if deflate.is_some() { " deflate" } else { "" };
         ctx.trace(id, t, "response", queued, || match &mode {
-            Mode::Echo => "101 websocket echo".into(),
+            Mode::Echo => format!("101 websocket echo{compressed}"),
             Mode::PubSub { sub, .. } => format!(
-                "101 websocket topics={} replay={} missed={} reset={}",
+                "101 websocket topics={} replay={} missed={} reset={}{compressed}",
                 sub.topics().len(),
                 batch.messages.len(),
                 batch.missed,
@@ -278,9 +334,14 @@ impl Session {
             Mode::PubSub { .. } => ctx.config.ws_max_message.min(ctx.config.max_message),
         };
         let ping = ctx.config.ws_ping;
+        let mut protocol = Protocol::new(Role::Server, max_message);
+        if let Some(agreed) = &deflate {
+            protocol.enable_deflate(agreed);
+        }
         let conn = WsConn {
             mode,
-            protocol: Protocol::new(Role::Server, max_message),
+            protocol,
+            deflate,
             next_ping: (!ping.is_zero()).then(|| ctx.now + ping),
             ping_sent_at: None,
             heard: false,
@@ -329,6 +390,7 @@ impl Session {
         };
         conn.heard = true;
         conn.protocol.receive_data(data);
+        ctx.stats.of(Transport::Ws).deflate_messages_in += conn.protocol.take_compressed_count();
         while self.lifecycle == Lifecycle::Open {
             let State::WebSocket(conn) = &mut self.state else {
                 return;
@@ -452,6 +514,30 @@ impl Session {
         if conn.protocol.is_close_sent() {
             return;
         }
+        if let Some(agreed) = conn.deflate {
+            // Echoes are the peer's own messages: when it negotiated
+            // compression, every echo goes back compressed (what conformance
+            // suites compare), whatever its size.
+            {
+                let data = if opcode == TEXT {
+                    DataOpcode::Text
+                } else {
+                    DataOpcode::Binary
+                };
+                let bits = agreed.server_max_window_bits;
+                if let Some(frame) = ctx.deflate.frame(data, &payload, bits, false) {
+                    let n = frame.len();
+                    conn.queued_total += n as u64;
+                    count_deflate(ctx, payload.len(), &frame);
+                    self.out.push_owned(frame);
+                    ctx.stats.of(Transport::Ws).frames_out += 1;
+                    ctx.trace(self.id, self.transport, "frame", n, || {
+                        "out compressed".into()
+                    });
+                    return;
+                }
+            }
+        }
         let header = FrameHeader::new(opcode, true, None, payload.len() as u64);
         let n = header.encoded_len() + payload.len();
         conn.queued_total += n as u64;
@@ -547,7 +633,7 @@ impl Session {
         if conn.protocol.is_close_sent() || !sub.take_new(msg) {
             return;
         }
-        let frame = encoded::ws_frame(msg);
+        let frame = message_frame(msg, conn.deflate.as_ref(), ctx);
         conn.queued_total += frame.len() as u64;
         self.out.push_shared(&frame);
         let backlog = conn.live_backlog(self.out.len());

@@ -81,7 +81,8 @@ pub enum ProtocolError {
     UnmaskedFrame,
     /// §5.1: "A client MUST close a connection if it detects a masked frame."
     MaskedFrame,
-    /// §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated".
+    /// §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated" (RSV1 is
+    /// permessage-deflate's, RFC 7692 §6, when it was negotiated).
     ReservedBitsSet,
     /// §5.2: "If an unknown opcode is received, the receiving endpoint MUST
     /// _Fail the WebSocket Connection_." The value is the opcode.
@@ -111,15 +112,23 @@ pub enum ProtocolError {
     InvalidCloseCode(u16),
     /// §5.5.1 and §8.1: the close reason is not valid UTF-8.
     InvalidCloseReason,
+    /// RFC 7692 §6: the "Per-Message Compressed" bit (RSV1) MUST NOT be set
+    /// on control frames nor on the non-first fragments of a data message,
+    /// and a receiver MUST fail the connection on such a frame.
+    CompressedNotFirstFrame,
+    /// RFC 7692 §7.2.2: the payload of a compressed message is not valid
+    /// DEFLATE data (or refers to history the agreed parameters drop): the
+    /// message's data is "not consistent with the type of the message".
+    InvalidCompressedData,
 }
 
 impl ProtocolError {
     /// The code of the close frame the caller sends before closing TCP.
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCloseReason => {
-                CloseCode::INVALID_PAYLOAD
-            }
+            ProtocolError::InvalidUtf8
+            | ProtocolError::InvalidCloseReason
+            | ProtocolError::InvalidCompressedData => CloseCode::INVALID_PAYLOAD,
             ProtocolError::MessageTooBig { .. } => CloseCode::TOO_BIG,
             _ => CloseCode::PROTOCOL_ERROR,
         }
@@ -151,6 +160,10 @@ impl fmt::Display for ProtocolError {
             ProtocolError::CloseCodeTruncated => f.write_str("close frame body of one byte"),
             ProtocolError::InvalidCloseCode(code) => write!(f, "invalid close code {code}"),
             ProtocolError::InvalidCloseReason => f.write_str("close reason is not valid UTF-8"),
+            ProtocolError::CompressedNotFirstFrame => {
+                f.write_str("RSV1 set on a control frame or a continuation frame")
+            }
+            ProtocolError::InvalidCompressedData => f.write_str("invalid compressed data"),
         }
     }
 }

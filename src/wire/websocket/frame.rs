@@ -262,6 +262,18 @@ pub fn encode_frame(opcode: Opcode, fin: bool, payload: &[u8], out: &mut Vec<u8>
     out.extend_from_slice(payload);
 }
 
+/// Appends a whole unmasked frame whose payload is a compressed message
+/// (permessage-deflate), RSV1 set: RFC 7692 §6 marks a compressed message
+/// by the "Per-Message Compressed" bit on its first frame, and an
+/// unfragmented message is its own first frame.
+pub fn encode_compressed_frame(opcode: DataOpcode, payload: &[u8], out: &mut Vec<u8>) {
+    let mut header = FrameHeader::new(Opcode::Data(opcode), true, None, payload.len() as u64);
+    header.rsv1 = true;
+    out.reserve(header.encoded_len() + payload.len());
+    encode_header(&header, out);
+    out.extend_from_slice(payload);
+}
+
 /// Appends a whole frame masked with `key` to `out`, as a client sends it.
 ///
 /// RFC 6455 §5.3 wants the key "derived from a strong source of entropy";

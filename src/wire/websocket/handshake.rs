@@ -7,8 +7,9 @@
 //! values.
 //!
 //! Not here: `Sec-WebSocket-Protocol` (the server never selects a
-//! subprotocol, so the header is ignored) and `Sec-WebSocket-Extensions` (no
-//! extension is ever accepted, so the response carries none). `Host` is
+//! subprotocol, so the header is ignored). `Sec-WebSocket-Extensions` is
+//! read by `deflate.rs` (permessage-deflate, the only extension); its answer
+//! goes in the `101` through [`encode_response_with_extensions`]. `Host` is
 //! HTTP/1.1's own rule (RFC 9112 §3.2) and is left to the HTTP layer; its
 //! value is returned for the origin policy.
 
@@ -199,6 +200,13 @@ pub fn accept_key(key: &[u8]) -> String {
 /// Appends the whole `101 Switching Protocols` head (RFC 6455 §4.2.2,
 /// ending with the blank line) to `out`. No subprotocol, no extension.
 pub fn encode_response(accept: &str, out: &mut Vec<u8>) {
+    encode_response_with_extensions(accept, None, out);
+}
+
+/// The `101` of [`encode_response`] with a `Sec-WebSocket-Extensions`
+/// header carrying `extensions` (RFC 6455 §4.2.2 item 5.6: the extensions
+/// the server accepted), when there is one.
+pub fn encode_response_with_extensions(accept: &str, extensions: Option<&[u8]>, out: &mut Vec<u8>) {
     out.extend_from_slice(
         b"HTTP/1.1 101 Switching Protocols\r\n\
           Upgrade: websocket\r\n\
@@ -206,6 +214,10 @@ pub fn encode_response(accept: &str, out: &mut Vec<u8>) {
           Sec-WebSocket-Accept: ",
     );
     out.extend_from_slice(accept.as_bytes());
+    if let Some(value) = extensions {
+        out.extend_from_slice(b"\r\nSec-WebSocket-Extensions: ");
+        out.extend_from_slice(value);
+    }
     out.extend_from_slice(b"\r\n\r\n");
 }
 

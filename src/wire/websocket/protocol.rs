@@ -5,15 +5,19 @@
 //!
 //! - RFC 6455 §5.1: a server MUST close the connection on an unmasked
 //!   client frame; a client on a masked server frame.
-//! - §5.2: RSV bits MUST be 0 unless an extension says otherwise, and no
-//!   extension is ever negotiated; an unknown opcode fails the connection.
+//! - §5.2: RSV bits MUST be 0 unless an extension says otherwise; the only
+//!   extension is permessage-deflate (RFC 7692), whose RSV1 is allowed once
+//!   it is negotiated ([`Protocol::enable_deflate`]), on the first frame of
+//!   a data message only (RFC 7692 §6). An unknown opcode fails the
+//!   connection.
 //! - §5.4: control frames MAY come between fragments; data frames of another
 //!   message MUST NOT.
 //! - §5.5: control frames are never fragmented and carry ≤ 125 bytes.
 //! - §8.1: a text message that is not UTF-8 fails the connection (1007);
 //!   it is checked as the bytes arrive, so it fails on the first bad byte.
 //! - §10.4: a message larger than `max_message` fails the connection (1009),
-//!   as soon as a frame header announces it.
+//!   as soon as a frame header announces it; a compressed message when its
+//!   *inflated* size passes the limit, as it is inflated.
 //! - §5.5.1: after a close frame the peer sends nothing more; bytes that
 //!   still arrive are ignored.
 //!
@@ -23,10 +27,11 @@
 use std::collections::VecDeque;
 
 use super::close::{decode_close_payload, encode_close_payload};
+use super::deflate::{Agreed, InflateError, Inflater};
 use super::error::{CloseCode, ProtocolError};
 use super::frame::{
-    decode_header, encode_frame, encode_masked_frame, ControlOpcode, DataOpcode, Decoded,
-    FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
+    decode_header, encode_compressed_frame, encode_frame, encode_masked_frame, ControlOpcode,
+    DataOpcode, Decoded, FrameHeader, Opcode, MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
 };
 use super::mask::{apply_mask, extend_masked};
 
@@ -141,6 +146,13 @@ pub struct Protocol {
     close_sent: bool,
     close_received: bool,
     mask_seed: u64,
+    /// permessage-deflate's inflater, once negotiated.
+    inflater: Option<Inflater>,
+    /// Whether the open message is compressed (RSV1 on its first frame), and
+    /// how many compressed bytes of it have arrived.
+    compressed: Option<u64>,
+    /// Compressed messages received, for [`Protocol::take_compressed_count`].
+    compressed_count: u64,
 }
 
 impl Protocol {
@@ -162,6 +174,9 @@ impl Protocol {
             close_sent: false,
             close_received: false,
             mask_seed: 0x9e37_79b9_7f4a_7c15,
+            inflater: None,
+            compressed: None,
+            compressed_count: 0,
         }
     }
 
@@ -176,6 +191,33 @@ impl Protocol {
     pub fn abandon_message(&mut self) {
         self.payload = Vec::new();
         self.utf8_valid = 0;
+        self.compressed = None;
+        if let Some(inflater) = self.inflater.as_mut() {
+            inflater.abandon();
+        }
+    }
+
+    /// Accepts compressed messages from the peer (RFC 7692), as the
+    /// handshake agreed: RSV1 then marks a compressed message, which is
+    /// inflated as it arrives and given as an ordinary [`Event::Text`] or
+    /// [`Event::Binary`]. `max_message` bounds the inflated size.
+    ///
+    /// Memory: nothing more until a compressed message arrives; while one
+    /// is inflated, zlib's state and window (about 40 KiB at 15 bits), kept
+    /// afterwards only when client context takeover was agreed.
+    pub fn enable_deflate(&mut self, agreed: &Agreed) {
+        self.inflater = Some(Inflater::new(agreed));
+    }
+
+    /// Whether permessage-deflate was enabled.
+    pub fn is_deflate_enabled(&self) -> bool {
+        self.inflater.is_some()
+    }
+
+    /// How many compressed messages were received since the last call
+    /// (for the caller's counters).
+    pub fn take_compressed_count(&mut self) -> u64 {
+        std::mem::take(&mut self.compressed_count)
     }
 
     /// Seeds the masking keys of a [`Role::Client`].
@@ -260,6 +302,18 @@ impl Protocol {
     /// Appends one unfragmented binary frame to `out`.
     pub fn send_binary(&mut self, data: &[u8], out: &mut Vec<u8>) {
         self.send(Opcode::Data(DataOpcode::Binary), data, out);
+    }
+
+    /// Appends one unfragmented, compressed data frame (RSV1 set) whose
+    /// payload `compressed` a [`Compressor`](super::deflate::Compressor)
+    /// made. Server role only (a server's frames are not masked), and only
+    /// after permessage-deflate was negotiated.
+    pub fn send_compressed(&mut self, opcode: DataOpcode, compressed: &[u8], out: &mut Vec<u8>) {
+        debug_assert_eq!(self.role, Role::Server);
+        if self.close_sent {
+            return;
+        }
+        encode_compressed_frame(opcode, compressed, out);
     }
 
     /// Appends a ping frame to `out`.
@@ -366,8 +420,9 @@ impl Protocol {
 
     /// Checks a new frame's header against the rules of the connection.
     fn start_frame(&mut self, header: FrameHeader) -> Result<(), ProtocolError> {
-        // RFC 6455 §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated".
-        if header.rsv1 || header.rsv2 || header.rsv3 {
+        // RFC 6455 §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated";
+        // RFC 7692 §6 gives RSV1 to permessage-deflate.
+        if header.rsv2 || header.rsv3 || (header.rsv1 && self.inflater.is_none()) {
             return Err(ProtocolError::ReservedBitsSet);
         }
         match (self.role, header.mask.is_some()) {
@@ -380,6 +435,10 @@ impl Protocol {
         match header.opcode {
             Opcode::Reserved(bits) => return Err(ProtocolError::ReservedOpcode(bits)),
             Opcode::Control(_) => {
+                // RFC 7692 §6: never RSV1 on a control frame.
+                if header.rsv1 {
+                    return Err(ProtocolError::CompressedNotFirstFrame);
+                }
                 // RFC 6455 §5.5: "Control frames themselves MUST NOT be fragmented."
                 if !header.fin {
                     return Err(ProtocolError::FragmentedControlFrame);
@@ -397,17 +456,28 @@ impl Protocol {
                     (DataOpcode::Text | DataOpcode::Binary, Some(_)) => {
                         return Err(ProtocolError::ExpectedContinuation)
                     }
+                    // RFC 7692 §6: RSV1 only on a message's first frame.
+                    (DataOpcode::Continue, Some(_)) if header.rsv1 => {
+                        return Err(ProtocolError::CompressedNotFirstFrame)
+                    }
                     (DataOpcode::Continue, Some(_)) => {}
                     (DataOpcode::Text | DataOpcode::Binary, None) => {
                         self.message = Some(data);
                         self.payload = Vec::new();
                         self.utf8_valid = 0;
+                        self.compressed = header.rsv1.then_some(0);
                     }
                 }
                 // RFC 6455 §10.4: refuse the message as soon as its size
                 // is known to exceed the limit, before buffering any of it.
-                let total = (self.payload.len() as u64).saturating_add(header.payload_len);
-                if total > self.max_message as u64 {
+                // A compressed message's inflated size is checked as it is
+                // inflated; its compressed size may pass the limit by
+                // DEFLATE's overhead on data that does not compress.
+                let (received, limit) = match self.compressed {
+                    Some(received) => (received, compressed_limit(self.max_message)),
+                    None => (self.payload.len() as u64, self.max_message as u64),
+                };
+                if received.saturating_add(header.payload_len) > limit {
                     return Err(ProtocolError::MessageTooBig {
                         max: self.max_message,
                     });
@@ -436,6 +506,9 @@ impl Protocol {
             if let Some(key) = header.mask {
                 apply_mask(&mut self.control[start..], key, phase);
             }
+        } else if let Some(compressed) = self.compressed {
+            self.compressed = Some(compressed + take as u64);
+            result = self.inflate_chunk(chunk, header.mask, phase);
         } else {
             // start_frame checked that the whole frame fits in max_message.
             let frame_left = usize::try_from(left).unwrap_or(usize::MAX);
@@ -493,6 +566,56 @@ impl Protocol {
         buf.reserve_exact(target - buf.len());
     }
 
+    /// Unmasks and inflates a chunk of a compressed message's payload into
+    /// the message buffer, then checks the new text.
+    fn inflate_chunk(
+        &mut self,
+        chunk: &[u8],
+        mask: Option<[u8; 4]>,
+        phase: usize,
+    ) -> Result<(), ProtocolError> {
+        let Some(inflater) = self.inflater.as_mut() else {
+            // start_frame takes RSV1 only with an inflater.
+            return Err(ProtocolError::ReservedBitsSet);
+        };
+        let start = self.payload.len();
+        let result = match mask {
+            Some(key) => {
+                let mut unmasked = Vec::with_capacity(chunk.len());
+                extend_masked(&mut unmasked, chunk, key, phase);
+                inflater.inflate(&unmasked, &mut self.payload, self.max_message)
+            }
+            None => inflater.inflate(chunk, &mut self.payload, self.max_message),
+        };
+        self.check_inflated(start, result)
+    }
+
+    /// Checks the text inflated since `start`, then the inflate result: the
+    /// text found before a failure is judged first, so the error does not
+    /// depend on how the payload was split into reads.
+    fn check_inflated(
+        &mut self,
+        start: usize,
+        result: Result<(), InflateError>,
+    ) -> Result<(), ProtocolError> {
+        // The byte past the limit only showed the limit was passed.
+        self.payload.truncate(self.max_message);
+        self.check_new_text(start.min(self.payload.len()), false)?;
+        result.map_err(inflate_error)
+    }
+
+    /// Checks the text appended to the message buffer since `start`.
+    fn check_new_text(&mut self, start: usize, complete: bool) -> Result<(), ProtocolError> {
+        if self.message != Some(DataOpcode::Text) {
+            return Ok(());
+        }
+        if !complete && self.utf8_valid == start && self.payload[start..].is_ascii() {
+            self.utf8_valid = self.payload.len();
+            return Ok(());
+        }
+        self.check_utf8(complete)
+    }
+
     /// Validates the text received since the last check. With `complete`
     /// false an incomplete character at the end may still be finished by
     /// the next bytes; with `complete` true the message has ended.
@@ -543,6 +666,7 @@ impl Protocol {
                 // Simplification: a message left unfinished by the close is
                 // dropped without an error.
                 self.message = None;
+                self.compressed = None;
                 self.payload = Vec::new();
             }
             // start_frame refused it already.
@@ -552,6 +676,16 @@ impl Protocol {
     }
 
     fn finish_message(&mut self) -> Result<(), ProtocolError> {
+        if self.compressed.take().is_some() {
+            if let Some(inflater) = self.inflater.as_mut() {
+                // RFC 7692 §7.2.2: the tail goes back on, and what it ends
+                // is inflated.
+                let start = self.payload.len();
+                let result = inflater.finish(&mut self.payload, self.max_message);
+                self.check_inflated(start, result)?;
+                self.compressed_count += 1;
+            }
+        }
         let kind = self.message.take();
         if kind == Some(DataOpcode::Text) {
             // The last bytes must not end inside a character.
@@ -567,6 +701,22 @@ impl Protocol {
         };
         self.events.push_back(event);
         Ok(())
+    }
+}
+
+/// The most compressed bytes a message may have: the limit plus DEFLATE's
+/// overhead on data that does not compress (stored blocks cost 5 bytes per
+/// 64 KiB; 1/1024 of the limit leaves room to spare).
+fn compressed_limit(max_message: usize) -> u64 {
+    let max = max_message as u64;
+    max.saturating_add(max / 1024 + 64)
+}
+
+/// The protocol error for an inflate error.
+fn inflate_error(err: InflateError) -> ProtocolError {
+    match err {
+        InflateError::TooBig { max } => ProtocolError::MessageTooBig { max },
+        InflateError::Corrupt => ProtocolError::InvalidCompressedData,
     }
 }
 
@@ -1323,3 +1473,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "protocol/deflate_tests.rs"]
+mod deflate_tests;
