@@ -325,17 +325,29 @@ fn a_subscriber_that_stops_reading_is_cut_while_another_gets_everything() {
     let mut fast = connect(&server, "/ws?topic=big");
     let data = "z".repeat(60 * 1024);
     let count = 300; // 18 MB: more than the slow client's buffers and its limit
+                     // The fast reader reports each message it has read, and the publisher
+                     // stays at most `AHEAD` messages (480 KiB) in front of it: on a loaded
+                     // machine a reader thread that is not scheduled for a while must not be
+                     // mistaken for a slow consumer. The slow one still gets all 18 MB.
+    const AHEAD: usize = 8;
+    let (read_tx, read_rx) = std::sync::mpsc::channel::<()>();
     let reader = std::thread::spawn(move || {
         let mut ids = Vec::new();
         for _ in 0..count {
             let msg = read_json(&mut fast);
             assert_eq!(msg["data"].as_str().unwrap().len(), 60 * 1024);
             ids.push(msg["id"].as_str().unwrap().to_string());
+            let _ = read_tx.send(());
         }
         ids
     });
     let mut published = Vec::new();
-    for _ in 0..count {
+    for i in 0..count {
+        if i >= AHEAD {
+            read_rx
+                .recv_timeout(std::time::Duration::from_secs(30))
+                .expect("the fast reader keeps up");
+        }
         published.push(server.publish("big", &data));
     }
     assert_eq!(reader.join().unwrap(), published, "every message, in order");
