@@ -39,6 +39,8 @@
 //! re-armed; reading resumed or the connection closed.
 
 mod conns;
+#[cfg(test)]
+mod memory_tests;
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -229,6 +231,11 @@ impl Engine {
 
     pub fn hub(&self) -> &dyn Hub {
         &*self.hub
+    }
+
+    /// The budget for messages being assembled (`--assembly-memory`).
+    pub fn assembly(&self) -> &Assembly {
+        &self.assembly
     }
 
     /// A connection's session, for inspection (tests, the fuzz harness).
