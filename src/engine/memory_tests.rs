@@ -39,7 +39,14 @@ impl Io for Sink {
 const T0: Instant = Instant::ZERO;
 
 fn open(engine: &mut Engine, io: &mut Sink, request: &str) -> ConnId {
-    let conn = engine.handle_accept(T0).expect("room");
+    let conn = engine
+        .handle_accept(
+            T0,
+            &super::Peer {
+                ip: "192.0.2.1".into(),
+            },
+        )
+        .expect("room");
     engine.handle_read(T0, conn, request.as_bytes(), true, io);
     engine.end_turn(T0, io);
     conn

@@ -531,7 +531,7 @@ impl Session {
                     count_deflate(ctx, payload.len(), &frame);
                     self.out.push_owned(frame);
                     ctx.stats.of(Transport::Ws).frames_out += 1;
-                    ctx.trace(self.id, self.transport, "frame", n, || {
+                    ctx.trace(self.serial, self.transport, "frame", n, || {
                         "out compressed".into()
                     });
                     return;
