@@ -33,7 +33,12 @@ pub struct Rig {
     /// The virtual clock: the `now` of the next [`Rig::ctx`].
     pub now: Instant,
     pub clients: Clients,
+    /// The Unix time (ms) of [`Instant::ZERO`]: [`RIG_WALL_ORIGIN_MS`].
+    pub wall_origin_ms: u64,
 }
+
+/// The Unix time at the rig's [`Instant::ZERO`]: 2027-01-15, in milliseconds.
+pub const RIG_WALL_ORIGIN_MS: u64 = 1_800_000_000_000;
 
 impl Rig {
     /// A hub of epoch [`EPOCH`] keeping `config.history` messages per topic,
@@ -52,6 +57,7 @@ impl Rig {
             },
             published: Vec::new(),
             assembly,
+            wall_origin_ms: RIG_WALL_ORIGIN_MS,
             now: Instant::ZERO,
             clients: Clients::new(usize::MAX),
         }
@@ -83,6 +89,7 @@ impl Rig {
             assembly: &mut self.assembly,
             started: Instant::ZERO,
             clients: &mut self.clients,
+            wall_origin_ms: self.wall_origin_ms,
         }
     }
 
