@@ -34,7 +34,12 @@ pub struct Rig {
     /// The virtual clock: the `now` of the next [`Rig::ctx`].
     pub now: Instant,
     pub clients: Clients,
+    /// The Unix time (ms) of [`Instant::ZERO`]: [`RIG_WALL_ORIGIN_MS`].
+    pub wall_origin_ms: u64,
 }
+
+/// The Unix time at the rig's [`Instant::ZERO`]: 2027-01-15, in milliseconds.
+pub const RIG_WALL_ORIGIN_MS: u64 = 1_800_000_000_000;
 
 impl Rig {
     /// A hub of epoch [`EPOCH`] keeping `config.history` messages per topic,
@@ -54,6 +59,7 @@ impl Rig {
             published: Vec::new(),
             assembly,
             deflate: Deflate::default(),
+            wall_origin_ms: RIG_WALL_ORIGIN_MS,
             now: Instant::ZERO,
             clients: Clients::new(usize::MAX),
         }
@@ -86,6 +92,7 @@ impl Rig {
             deflate: &mut self.deflate,
             started: Instant::ZERO,
             clients: &mut self.clients,
+            wall_origin_ms: self.wall_origin_ms,
         }
     }
 

@@ -244,13 +244,21 @@ impl Secret {
     /// digests compared to the last byte, so the time taken depends neither
     /// on where they differ nor on the secret's length.
     pub fn matches(&self, candidate: &[u8]) -> bool {
-        use sha2::{Digest, Sha256};
-        let (a, b) = (Sha256::digest(candidate), Sha256::digest(&self.0));
-        a.iter()
-            .zip(b.iter())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+        digests_equal(candidate, &self.0)
     }
+}
+
+/// Compares a candidate with a secret without an early exit and without a
+/// loop bounded by either length: both are hashed with SHA-256 and the
+/// 32-byte digests compared byte by byte to the end. The one comparison of
+/// secrets in the server (`--publish-token`, `--admin-token-file`).
+pub fn digests_equal(candidate: &[u8], secret: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    let (a, b) = (Sha256::digest(candidate), Sha256::digest(secret));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 impl fmt::Debug for Secret {

@@ -151,6 +151,8 @@ pub struct Engine {
     conns: Conns,
     timers: Timers<ConnId>,
     started: Instant,
+    /// The Unix time (ms) of `Instant::ZERO`; see [`Engine::set_wall_origin`].
+    wall_origin_ms: u64,
     /// Connections with output to write this turn.
     dirty: Vec<ConnId>,
     /// Connections whose reads were cut short (budget) or are waiting to
@@ -182,6 +184,13 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// The same engine, told the Unix time (ms) of `Instant::ZERO`, which
+    /// token expiry is checked against (0 until told).
+    pub fn with_wall_origin(mut self, unix_ms: u64) -> Engine {
+        self.wall_origin_ms = unix_ms;
+        self
+    }
+
     /// An engine started at `now` whose hub ids begin with `epoch` (the
     /// shell chooses it, so that a replay can give the same one).
     pub fn new(config: Config, epoch: &str, now: Instant) -> Engine {
@@ -203,6 +212,7 @@ impl Engine {
             conns: Conns::default(),
             timers: Timers::new(),
             started: now,
+            wall_origin_ms: 0,
             dirty: Vec::new(),
             unread: Vec::new(),
             published: Vec::new(),
@@ -530,6 +540,7 @@ impl Engine {
             deflate: &mut self.deflate,
             started: self.started,
             clients: &mut self.clients,
+            wall_origin_ms: self.wall_origin_ms,
         };
         Some(f(&mut c.session, &mut ctx))
     }

@@ -69,10 +69,14 @@ pub struct Server {
 
 /// A new hub epoch: the start time in milliseconds, base 36.
 fn new_epoch() -> String {
-    let ms = SystemTime::now()
+    crate::hub::base36(unix_ms().max(1))
+}
+
+/// The OS wall clock in Unix milliseconds (0 before 1970).
+fn unix_ms() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(1, |d| d.as_millis() as u64);
-    crate::hub::base36(ms)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Server {
@@ -93,7 +97,9 @@ impl Server {
             stop: Arc::new(AtomicBool::new(false)),
             waker,
             // The clock's origin is now: the engine starts at Instant::ZERO.
-            engine: Engine::new(config, &new_epoch(), Instant::ZERO),
+            // Token times are Unix times: the wall clock at the origin,
+            // read once (the loop's time is monotonic from there).
+            engine: Engine::new(config, &new_epoch(), Instant::ZERO).with_wall_origin(unix_ms()),
             net,
             clock: std::time::Instant::now(),
             read_buf: vec![0; READ_CHUNK],

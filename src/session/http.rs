@@ -213,6 +213,10 @@ impl Session {
                 return self.refuse(e.into(), !req.keep_alive, ctx);
             }
         };
+        if let Err(refusal) = self.authorize(r, &head, &query, ctx) {
+            self.count_request(r.transport(), ctx);
+            return self.refuse(refusal, !req.keep_alive, ctx);
+        }
         match r {
             Route::Page => {
                 self.count_request(Transport::Http, ctx);
@@ -258,18 +262,40 @@ impl Session {
             Route::LongPoll => self.start_long_poll(req, &query, ctx),
             Route::Events => self.start_sse(req, &head, &query, ctx),
             Route::Ws | Route::Echo => self.start_websocket(r, &head, &query, ctx),
-            Route::Trace => {
-                // docs/api.md § /trace: watching every socket is restricted
-                // whenever publishing is.
-                if let Some(token) = auth::admin_token(ctx.config) {
-                    if !auth::bearer_matches(&head, token) {
-                        self.count_request(Transport::Http, ctx);
-                        let why = "/trace needs Authorization: Bearer <token>";
-                        return self.refuse(Refusal::unauthorized(why), !req.keep_alive, ctx);
-                    }
+            Route::Trace => self.start_trace(ctx),
+        }
+    }
+
+    /// The credential checks of a routed request, before anything is
+    /// answered or subscribed (a WebSocket handshake is refused before the
+    /// upgrade): the admin token on the operator endpoints, a token granting
+    /// the topics on the subscribing ones. `/publish` is checked from its
+    /// head, before its body is read (`check_publish`). On `/ws` the grants
+    /// are kept for what the connection may publish, and expiry.
+    fn authorize(
+        &mut self,
+        r: Route,
+        head: &RequestHead,
+        query: &Query,
+        ctx: &Ctx,
+    ) -> Result<(), Refusal> {
+        self.grants = None;
+        match r {
+            Route::Stats | Route::Metrics => auth::check_admin(head, ctx.config, false),
+            Route::Trace => auth::check_admin(head, ctx.config, true),
+            Route::Poll | Route::LongPoll | Route::Events | Route::Ws => {
+                if !ctx.config.auth.is_enabled() {
+                    return Ok(());
                 }
-                self.start_trace(ctx)
+                // Bad topics are the transport's to refuse (400).
+                let Ok(topics) = query.topics() else {
+                    return Ok(());
+                };
+                let names: Vec<&str> = topics.iter().map(|t| &**t).collect();
+                self.grants = auth::check_subscribe(head, query, &names, ctx)?.map(Box::new);
+                Ok(())
             }
+            _ => Ok(()),
         }
     }
 
@@ -324,14 +350,18 @@ impl Session {
 
     /// Token and topic checks that can be made from the head alone.
     fn check_publish(&self, head: &RequestHead, ctx: &Ctx) -> Result<Rc<str>, Refusal> {
-        if let Some(token) = &ctx.config.publish_token {
-            if !auth::bearer_matches(head, token) {
-                let why = "publish needs Authorization: Bearer <token>";
-                return Err(Refusal::unauthorized(why));
-            }
-        }
         let query = Query::parse(head.query())?;
-        Ok(query.single_topic()?)
+        let topic = match query.single_topic() {
+            Ok(t) => t,
+            // Without a valid topic there is nothing to authorize: the
+            // credential is still checked first, as before topics existed.
+            Err(e) => {
+                auth::check_publish(head, &query, "", ctx)?;
+                return Err(e.into());
+            }
+        };
+        auth::check_publish(head, &query, &topic, ctx)?;
+        Ok(topic)
     }
 
     fn publish(&mut self, head: &RequestHead, query: &Query, body: Vec<u8>, ctx: &mut Ctx) {
@@ -412,7 +442,8 @@ impl Session {
             reason: why,
             header,
         } = refusal;
-        let extra: &[(&str, &str)] = match &header {
+        let pair = header.as_ref().map(|(n, v)| (*n, v.as_ref()));
+        let extra: &[(&str, &str)] = match &pair {
             Some(h) => std::slice::from_ref(h),
             None => &[],
         };

@@ -105,9 +105,23 @@ pub struct Ctx<'a> {
     pub started: Instant,
     /// Connections per client address (`--max-connections-per-ip`).
     pub clients: &'a mut Clients,
+    /// The Unix time, in milliseconds, of [`Instant::ZERO`]: tokens'
+    /// `exp`/`nbf`/`iat` are Unix times. Read from the OS clock by the
+    /// shell once, at start; tests choose it.
+    pub wall_origin_ms: u64,
 }
 
 impl Ctx<'_> {
+    /// The Unix time of this turn, in seconds.
+    pub fn unix_secs(&self) -> u64 {
+        (self.wall_origin_ms + self.now.as_micros() / 1000) / 1000
+    }
+
+    /// The instant at which Unix time `unix` (seconds) arrives.
+    pub fn instant_of_unix(&self, unix: u64) -> Instant {
+        Instant::from_millis((unix * 1000).saturating_sub(self.wall_origin_ms))
+    }
+
     /// What the server holds against its memory budgets, for `/stats`.
     pub fn memory(&self) -> crate::stats::Memory {
         crate::stats::Memory {
@@ -236,6 +250,9 @@ pub struct Session {
     /// The request being answered is `HEAD`: its response, error or not,
     /// has no body (RFC 9110 §9.3.2).
     head_only: bool,
+    /// What the token of the current subscribing request granted (`None`:
+    /// no token was needed); a stream keeps it for its life.
+    grants: Option<Box<crate::auth::Grants>>,
 }
 
 impl Session {
@@ -266,6 +283,7 @@ impl Session {
             cors: None,
             assembling: 0,
             head_only: false,
+            grants: None,
         }
     }
 

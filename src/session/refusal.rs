@@ -7,7 +7,10 @@
 //! that layer gave it, so a refusal is passed around whole and written in
 //! one place ([`Session::refuse`](super::Session::refuse)).
 
+use std::borrow::Cow;
 use std::fmt;
+
+use crate::auth::AuthError;
 
 use crate::hub::HubError;
 use crate::wire::http1::{BodyError, HeadError};
@@ -21,8 +24,9 @@ pub struct Refusal {
     pub status: u16,
     /// Why, in words: the body of the response and the trace line.
     pub reason: String,
-    /// A header the status calls for, if any.
-    pub header: Option<(&'static str, &'static str)>,
+    /// A header the status calls for, if any. The value is computed for
+    /// some (`WWW-Authenticate` names the token's problem), fixed for most.
+    pub header: Option<(&'static str, Cow<'static, str>)>,
 }
 
 impl Refusal {
@@ -36,9 +40,9 @@ impl Refusal {
     }
 
     /// The same refusal with the header `name: value`.
-    pub fn with_header(self, name: &'static str, value: &'static str) -> Refusal {
+    pub fn with_header(self, name: &'static str, value: impl Into<Cow<'static, str>>) -> Refusal {
         Refusal {
-            header: Some((name, value)),
+            header: Some((name, value.into())),
             ..self
         }
     }
@@ -53,6 +57,15 @@ impl Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.status, self.reason)
+    }
+}
+
+/// A token refused (RFC 6750 §3): `401` or `403`, with the
+/// `WWW-Authenticate` challenge naming the error.
+impl From<AuthError> for Refusal {
+    fn from(e: AuthError) -> Refusal {
+        Refusal::new(e.status(), e.description())
+            .with_header("WWW-Authenticate", e.www_authenticate())
     }
 }
 
@@ -91,7 +104,7 @@ impl From<HandshakeError> for Refusal {
         Refusal {
             status: e.status(),
             reason: e.to_string(),
-            header: e.response_header(),
+            header: e.response_header().map(|(n, v)| (n, Cow::Borrowed(v))),
         }
     }
 }
@@ -114,13 +127,24 @@ mod tests {
     #[test]
     fn statuses_that_call_for_a_header_carry_it() {
         let r = Refusal::from(HandshakeError::MethodNotGet);
-        assert_eq!((r.status, r.header), (405, Some(("Allow", "GET"))));
+        assert_eq!((r.status, r.header), (405, Some(("Allow", "GET".into()))));
         let r = Refusal::from(HandshakeError::VersionMissing);
         assert_eq!(r.status, 426);
         assert_eq!(r.header.map(|h| h.0), Some("Sec-WebSocket-Version"));
         let r = Refusal::unauthorized("no token");
-        assert_eq!(r.header, Some(("WWW-Authenticate", "Bearer")));
+        assert_eq!(r.header, Some(("WWW-Authenticate", "Bearer".into())));
         assert_eq!(r.to_string(), "401 no token");
         assert_eq!(Refusal::new(404, "no such path").header, None);
+        let r = Refusal::from(AuthError::Expired);
+        assert_eq!(r.status, 401);
+        let (name, value) = r.header.unwrap();
+        assert_eq!(name, "WWW-Authenticate");
+        assert!(
+            value.starts_with("Bearer realm=\"pushlab\", error=\"invalid_token\""),
+            "{value}"
+        );
+        let r = Refusal::from(AuthError::NotGranted(crate::auth::Action::Subscribe));
+        assert_eq!(r.status, 403);
+        assert!(r.header.unwrap().1.contains("insufficient_scope"));
     }
 }

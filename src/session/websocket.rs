@@ -32,11 +32,13 @@
 //! House rules:
 //! - Publishing on `/ws`: with one topic, the text is the message. With
 //!   several, the text must be `{"topic":"T","data":"D"}` with T one of the
-//!   connection's topics; anything else closes with 1008. With
-//!   `--publish-token`, a client may publish only if its handshake carried
-//!   `Authorization: Bearer <token>` (browsers cannot set it, so browser
-//!   clients only subscribe); otherwise its text closes with 1008. A
-//!   message over `--max-message` closes with 1009.
+//!   connection's topics; anything else closes with 1008. A client may
+//!   publish when no credential is configured, when its handshake carried
+//!   `Authorization: Bearer <publish token>`, or with a key configured when
+//!   the token of its handshake (header, cookie or, if allowed, query)
+//!   grants the topic and has not expired; otherwise its text closes with
+//!   1008 and a reason naming the problem. A message over `--max-message`
+//!   closes with 1009.
 //! - No message is sent twice: the connection remembers the last sequence
 //!   number it sent, and a live message at or below it is skipped.
 //! - Two limits on output. Bytes the peer causes (echoes, pongs) are
@@ -69,6 +71,7 @@
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::auth::{self, PublishRight};
 use super::encoded;
 use super::routing::Route;
 use super::subscription::Subscription;
@@ -106,8 +109,8 @@ enum Mode {
     /// is published.
     PubSub {
         sub: Subscription,
-        /// `--publish-token` is unset, or the handshake carried it.
-        can_publish: bool,
+        /// What its text messages may publish to (see `session/auth.rs`).
+        publish: PublishRight,
     },
 }
 
@@ -162,24 +165,6 @@ impl WsConn {
         let initial_left = self.initial_bytes.saturating_sub(written);
         pending.saturating_sub(initial_left as usize)
     }
-}
-
-/// `Authorization: Bearer <token>` on the handshake, compared without an
-/// early exit.
-fn has_token(head: &RequestHead, token: &str) -> bool {
-    let Some(given) = head
-        .header("authorization")
-        .and_then(|v| v.strip_prefix(b"Bearer "))
-        .map(<[u8]>::trim_ascii)
-    else {
-        return false;
-    };
-    given.len() == token.len()
-        && given
-            .iter()
-            .zip(token.as_bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 /// `{"missed":N}` / `{"reset":true}` as text frames, reset first.
@@ -375,11 +360,8 @@ impl Session {
         // Subscribed and read in the same call: nothing is published in
         // between, so the replay and the live messages meet exactly.
         let batch = sub.read_backlog(ctx.hub, cursor.as_ref(), ctx.now);
-        let can_publish = match &ctx.config.publish_token {
-            None => true,
-            Some(token) => has_token(head, token),
-        };
-        let mode = Mode::PubSub { sub, can_publish };
+        let publish = auth::ws_publish_right(head, query, self.grants.as_deref(), ctx);
+        let mode = Mode::PubSub { sub, publish };
         Ok((mode, batch, cursor.is_some()))
     }
 
@@ -476,14 +458,10 @@ impl Session {
         let State::WebSocket(conn) = &self.state else {
             return;
         };
-        let Mode::PubSub { sub, can_publish } = &conn.mode else {
+        let Mode::PubSub { sub, publish } = &conn.mode else {
             return;
         };
         let topics = sub.topics();
-        if !can_publish {
-            let why = "publishing needs the publish token";
-            return self.ws_close_first(CloseCode::POLICY, why, ctx);
-        }
         let (topic, data) = match topics {
             [one] => (one.clone(), text),
             _ => match parse_publish(&text, topics) {
@@ -494,6 +472,9 @@ impl Session {
                 }
             },
         };
+        if let Err(why) = publish.check(&topic, ctx.unix_secs()) {
+            return self.ws_close_first(CloseCode::POLICY, why, ctx);
+        }
         match ctx.hub.publish(&topic, &data, ctx.now) {
             Ok(msg) => {
                 ctx.stats.messages_published += 1;

@@ -1,0 +1,348 @@
+//! Signed tokens enforced over real loopback sockets, on every transport
+//! and on `/publish`: which carrier each accepts and the status each
+//! refusal gets (docs/security.md). Tokens are HS256, signed here with the
+//! test's secret.
+
+mod common;
+
+use std::io::{BufReader, Write};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::{read_head, read_response, Response, TestServer};
+use pushlab::auth::{sign_hs256, Key, Policy, TopicPattern, Verifier};
+use pushlab::config::Config;
+use tungstenite::client::IntoClientRequest;
+use tungstenite::Message;
+
+const SECRET: &[u8] = b"a-test-secret-of-at-least-32-bytes!!";
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A token granting `subscribe` and `publish`, valid `secs` more seconds.
+fn token(subscribe: &[&str], publish: &[&str], secs: i64) -> String {
+    let claims = serde_json::json!({
+        "exp": (unix_now() as i64 + secs),
+        "pushlab": {"subscribe": subscribe, "publish": publish},
+    });
+    sign_hs256(
+        SECRET,
+        br#"{"alg":"HS256","typ":"JWT"}"#,
+        claims.to_string().as_bytes(),
+    )
+}
+
+fn config() -> Config {
+    Config {
+        auth: Policy {
+            verifier: Some(Verifier::new(Key::hs256(SECRET).unwrap(), None, 0)),
+            public_topics: vec![TopicPattern::parse("public.*").unwrap()],
+        },
+        ..Config::default()
+    }
+}
+
+/// One request with extra header lines; the response (the head alone for
+/// a stream: `stream` true).
+fn send(server: &TestServer, method: &str, path: &str, headers: &str, body: &[u8]) -> Response {
+    let mut s = server.connect();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    read_response(&mut BufReader::new(s))
+}
+
+/// The status and headers of a stream's answer (SSE never ends).
+fn stream_head(server: &TestServer, path: &str, headers: &str) -> (u16, Vec<(String, String)>) {
+    let mut s = server.connect();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{headers}\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    read_head(&mut BufReader::new(s))
+}
+
+fn www_authenticate(headers: &[(String, String)]) -> Option<&str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("www-authenticate"))
+        .map(|(_, v)| v.as_str())
+}
+
+fn bearer(t: &str) -> String {
+    format!("Authorization: Bearer {t}\r\n")
+}
+
+fn cookie(t: &str) -> String {
+    format!("Cookie: theme=dark; pushlab_token={t}\r\n")
+}
+
+/// The statuses every subscribing transport gives: 401 without a token or
+/// with a bad one, 403 for a topic outside the claim, 200 with the header
+/// (any case) or the cookie, and public topics open to anyone.
+#[test]
+fn polls_and_sse_need_a_token_granting_the_topic() {
+    let server = TestServer::start(config());
+    let good = token(&["user.42.*"], &[], 60);
+    let expired = token(&["user.42.*"], &[], -60);
+    let mut forged = token(&["user.42.*"], &[], 60);
+    forged.pop();
+    forged.push(if forged.ends_with('A') { 'B' } else { 'A' });
+    for path in [
+        "/poll?topic=user.42.inbox",
+        "/long-poll?topic=user.42.inbox&timeout=10ms",
+        "/events?topic=user.42.inbox",
+    ] {
+        let cases = [
+            (String::new(), 401, Some("Bearer realm=\"pushlab\"")),
+            (bearer(&expired), 401, Some("error=\"invalid_token\"")),
+            (bearer(&forged), 401, Some("error=\"invalid_token\"")),
+            (bearer("not.a.jwt"), 401, Some("error=\"invalid_token\"")),
+            (
+                bearer(&token(&["user.43.*"], &["user.42.inbox"], 60)),
+                403,
+                Some("error=\"insufficient_scope\""),
+            ),
+            (bearer(&good), 200, None),
+            (format!("Authorization: bEaReR {good}\r\n"), 200, None),
+            (cookie(&good), 200, None),
+            (cookie(&expired), 401, Some("error=\"invalid_token\"")),
+        ];
+        for (headers, status, challenge) in cases {
+            let (got, h) = stream_head(&server, path, &headers);
+            assert_eq!(got, status, "{path} {headers:?}");
+            match challenge {
+                Some(c) => {
+                    let w = www_authenticate(&h).unwrap_or_else(|| panic!("{path}: no challenge"));
+                    assert!(w.contains(c), "{path} {headers:?}: {w}");
+                }
+                None => assert_eq!(www_authenticate(&h), None),
+            }
+        }
+        let public = path.replace("user.42.inbox", "public.news");
+        assert_eq!(stream_head(&server, &public, "").0, 200, "{public}");
+        // One private topic among public ones needs the token.
+        let mixed = path.replace("user.42.inbox", "public.news,user.42.inbox");
+        assert_eq!(stream_head(&server, &mixed, "").0, 401, "{mixed}");
+    }
+}
+
+#[test]
+fn the_query_token_is_accepted_only_with_allow_query_token() {
+    let good = token(&["user.42.*"], &[], 60);
+    let path = format!("/poll?topic=user.42.inbox&access_token={good}");
+    let server = TestServer::start(config());
+    assert_eq!(send(&server, "GET", &path, "", b"").status, 401);
+    let server = TestServer::start(Config {
+        allow_query_token: true,
+        ..config()
+    });
+    assert_eq!(send(&server, "GET", &path, "", b"").status, 200);
+}
+
+/// `/publish` takes the header (never the cookie alone: CSRF), checks the
+/// publish grant, and `--publish-token` keeps working beside tokens.
+#[test]
+fn publish_needs_a_header_token_granting_publish() {
+    let server = TestServer::start(Config {
+        publish_token: Some("backend-secret".into()),
+        ..config()
+    });
+    let path = "/publish?topic=user.42.inbox";
+    let both = token(&["user.42.*"], &["user.42.*"], 60);
+    let sub_only = token(&["user.42.*"], &[], 60);
+    let r = send(&server, "POST", path, "", b"x");
+    assert_eq!(r.status, 401);
+    let r = send(&server, "POST", path, &cookie(&both), b"x");
+    assert_eq!(r.status, 401, "a cookie alone must not publish");
+    assert!(r.text().contains("cookie is not accepted"), "{}", r.text());
+    let r = send(&server, "POST", path, &bearer(&sub_only), b"x");
+    assert_eq!(r.status, 403);
+    assert!(r
+        .header("www-authenticate")
+        .unwrap()
+        .contains("insufficient_scope"));
+    let r = send(&server, "POST", path, &bearer(&both), b"x");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = send(&server, "POST", path, &bearer("backend-secret"), b"x");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Even a public topic needs a token to publish.
+    let r = send(&server, "POST", "/publish?topic=public.news", "", b"x");
+    assert_eq!(r.status, 401);
+}
+
+fn ws_request(
+    server: &TestServer,
+    path: &str,
+    header: Option<(&'static str, String)>,
+) -> tungstenite::handshake::client::Request {
+    let mut req = format!("ws://{}{}", server.addr, path)
+        .into_client_request()
+        .unwrap();
+    if let Some((name, value)) = header {
+        req.headers_mut().insert(name, value.parse().unwrap());
+    }
+    req
+}
+
+/// The WebSocket handshake is refused before the upgrade (401/403); with
+/// the cookie it opens, and text publishes only where the claim allows
+/// (otherwise close 1008).
+#[test]
+fn websocket_handshakes_and_publishes_are_checked() {
+    let server = TestServer::start(config());
+    let path = "/ws?topic=user.42.inbox";
+    let refused = |header: Option<(&'static str, String)>, status: u16| {
+        let req = ws_request(&server, path, header);
+        match tungstenite::client(req, server.connect()) {
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+                assert_eq!(r.status(), status);
+                if status == 401 {
+                    assert!(r.headers().contains_key("www-authenticate"));
+                }
+            }
+            other => panic!(
+                "expected {status}, got {:?}",
+                other.map(|(_, r)| r.status())
+            ),
+        }
+    };
+    refused(None, 401);
+    refused(
+        Some((
+            "Cookie",
+            format!("pushlab_token={}", token(&["user.42.*"], &[], -60)),
+        )),
+        401,
+    );
+    refused(
+        Some((
+            "Cookie",
+            format!("pushlab_token={}", token(&["x"], &[], 60)),
+        )),
+        403,
+    );
+
+    // Subscribe-only token by cookie: receives, but may not publish.
+    let sub_only = token(&["user.42.*"], &[], 60);
+    let req = ws_request(
+        &server,
+        path,
+        Some(("Cookie", format!("pushlab_token={sub_only}"))),
+    );
+    let (mut ws, r) = tungstenite::client(req, server.connect()).expect("handshake");
+    assert_eq!(r.status(), 101);
+    server.publish_as(&token(&[], &["user.42.*"], 60), "user.42.inbox", "hello");
+    assert!(read_text(&mut ws).contains("\"data\":\"hello\""));
+    ws.send(Message::text("mine")).unwrap();
+    assert_eq!(read_close(&mut ws), 1008);
+
+    // A token granting publish, by header.
+    let both = token(&["user.42.*"], &["user.42.*"], 60);
+    let req = ws_request(
+        &server,
+        path,
+        Some(("Authorization", format!("Bearer {both}"))),
+    );
+    let (mut ws, _) = tungstenite::client(req, server.connect()).expect("handshake");
+    ws.send(Message::text("from ws")).unwrap();
+    assert!(read_text(&mut ws).contains("\"data\":\"from ws\""));
+    // Another topic of the same connection outside the publish claim.
+    let multi = "/ws?topic=user.42.inbox,public.news";
+    let req = ws_request(
+        &server,
+        multi,
+        Some(("Authorization", format!("Bearer {both}"))),
+    );
+    let (mut ws, _) = tungstenite::client(req, server.connect()).expect("handshake");
+    ws.send(Message::text(r#"{"topic":"public.news","data":"x"}"#))
+        .unwrap();
+    assert_eq!(read_close(&mut ws), 1008);
+}
+
+fn read_text(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> String {
+    loop {
+        match ws.read().expect("read a message") {
+            Message::Text(t) => return t.to_string(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+fn read_close(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) -> u16 {
+    loop {
+        match ws.read() {
+            Ok(Message::Close(frame)) => return frame.map_or(1005, |f| u16::from(f.code)),
+            Ok(_) => continue,
+            Err(e) => panic!("no close frame: {e}"),
+        }
+    }
+}
+
+trait PublishAs {
+    fn publish_as(&self, token: &str, topic: &str, data: &str);
+}
+
+impl PublishAs for TestServer {
+    fn publish_as(&self, token: &str, topic: &str, data: &str) {
+        let r = send(
+            self,
+            "POST",
+            &format!("/publish?topic={topic}"),
+            &bearer(token),
+            data.as_bytes(),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+}
+
+/// `--admin-token-file`: `/stats`, `/metrics` and `/trace` need the admin
+/// token in the header, from loopback too; publish and subscribe tokens
+/// do not open them. The trace shows paths, never queries (topics,
+/// `access_token`).
+#[test]
+fn operator_endpoints_need_the_admin_token() {
+    let mut config = config();
+    config.admin_token = pushlab::auth::Secret::from_file_bytes(b"admin-s3cret\n");
+    config.allow_query_token = true;
+    let server = TestServer::start(config);
+    let jwt = token(&["*"], &["*"], 60);
+    for path in ["/stats", "/metrics", "/trace"] {
+        let (status, h) = stream_head(&server, path, "");
+        assert_eq!(status, 401, "{path}");
+        assert!(www_authenticate(&h).is_some(), "{path}");
+        assert_eq!(stream_head(&server, path, &bearer(&jwt)).0, 401, "{path}");
+        assert_eq!(
+            stream_head(&server, path, &bearer("admin-s3cret")).0,
+            200,
+            "{path}"
+        );
+        assert_eq!(
+            stream_head(&server, path, "Authorization: BEARER admin-s3cret\r\n").0,
+            200
+        );
+    }
+    // A trace watcher sees the request's path, not its query.
+    let mut watch = server.connect();
+    watch
+        .write_all(b"GET /trace HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer admin-s3cret\r\n\r\n")
+        .unwrap();
+    let mut watch = BufReader::new(watch);
+    assert_eq!(read_head(&mut watch).0, 200);
+    let secret_query = format!("/poll?topic=user.42.secret&access_token={jwt}");
+    assert_eq!(send(&server, "GET", &secret_query, "", b"").status, 200);
+    let mut seen = String::new();
+    while !seen.contains("GET /poll") {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut watch, &mut line).unwrap();
+        seen.push_str(&line);
+    }
+    assert!(!seen.contains("user.42.secret"), "{seen}");
+    assert!(!seen.contains(&jwt), "{seen}");
+}
