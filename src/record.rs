@@ -204,10 +204,11 @@ impl Encoder {
         put_str(out, bytes);
     }
 
-    /// Any input but an accept (which needs its peer: [`Encoder::accepted`]).
+    /// Any input. An accept is better written with [`Encoder::accepted`],
+    /// which records the slot the shell chose and the peer's address.
     pub fn input(&mut self, out: &mut Vec<u8>, at: Instant, input: &Input) {
         match input {
-            Input::Accepted { .. } => self.accepted(out, at, usize::MAX, ""),
+            Input::Accepted => self.accepted(out, at, usize::MAX, ""),
             Input::AcceptError => self.input_head(out, ACCEPT_ERROR, at),
             Input::Read {
                 conn,
@@ -344,7 +345,7 @@ pub struct Decoder<'a> {
     last: Instant,
 }
 
-/// What [`Decoder::next`] found.
+/// What [`Decoder::next_record`] found.
 pub enum Next {
     Record(Record),
     /// The end of the file, after an end record or not.
@@ -409,7 +410,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// The next record.
-    pub fn next(&mut self) -> Result<Next, FormatError> {
+    pub fn next_record(&mut self) -> Result<Next, FormatError> {
         if self.pos == self.buf.len() {
             return Ok(Next::Eof);
         }
@@ -635,7 +636,7 @@ mod tests {
         let (h, mut d) = Decoder::new(&out).unwrap();
         assert_eq!(h, header());
         let mut back = Vec::new();
-        while let Next::Record(r) = d.next().unwrap() {
+        while let Next::Record(r) = d.next_record().unwrap() {
             back.push(r);
         }
         assert_eq!(back, records);
@@ -643,7 +644,7 @@ mod tests {
         let (_, mut d) = Decoder::new(&out[..out.len() - 1]).unwrap();
         let mut n = 0;
         loop {
-            match d.next().unwrap() {
+            match d.next_record().unwrap() {
                 Next::Record(_) => n += 1,
                 Next::Cut => break,
                 Next::Eof => panic!("a cut file read as whole"),

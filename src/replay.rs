@@ -34,7 +34,7 @@ impl Recording {
         let mut cut_at = None;
         loop {
             let offset = d.offset();
-            match d.next()? {
+            match d.next_record()? {
                 Next::Record(Record::End(e)) => {
                     end = Some(e);
                     if d.offset() != bytes.len() {
