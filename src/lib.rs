@@ -45,6 +45,10 @@
 //!    with a model kernel.
 //! 5. [`server`] — last: the `mio` shell that performs the engine's
 //!    syscalls, top to bottom like mio's `tcp_server` example.
+//!
+//! To watch all of it run on a real browser session, record one
+//! (`pushlab serve --record FILE`) and step through [`replay`] in a
+//! debugger: docs/replay.md.
 
 pub mod auth;
 pub mod clients;
