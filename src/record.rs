@@ -208,7 +208,7 @@ impl Encoder {
     /// which records the slot the shell chose and the peer's address.
     pub fn input(&mut self, out: &mut Vec<u8>, at: Instant, input: &Input) {
         match input {
-            Input::Accepted => self.accepted(out, at, usize::MAX, ""),
+            Input::Accepted { peer } => self.accepted(out, at, usize::MAX, &peer.ip),
             Input::AcceptError => self.input_head(out, ACCEPT_ERROR, at),
             Input::Read {
                 conn,
