@@ -282,9 +282,23 @@ impl MemoryHub {
     /// messages and as many with subscribers.
     pub fn with_limits(mut self, history_memory: usize, max_topics: usize) -> MemoryHub {
         let (capacity, ttl) = (self.log.capacity(), self.log.ttl());
+        let key = self.log.hash_key();
         self.log = MemoryLog::new(capacity, ttl, history_memory, max_topics);
+        self.log.set_hash_key(key);
         self.registry.max_topics = max_topics;
         self
+    }
+
+    /// The same hub with the key of its keyed hashes set (random by
+    /// default; the shell records it and a replay gives it back).
+    pub fn with_hash_key(mut self, key: u64) -> MemoryHub {
+        self.log.set_hash_key(key);
+        self
+    }
+
+    /// The key of its keyed hashes.
+    pub fn hash_key(&self) -> u64 {
+        self.log.hash_key()
     }
 
     /// Topics tracked: with kept messages, subscribers, or both.

@@ -25,7 +25,9 @@
 //! | [`engine`] | every session, timer and subscriber: the server without I/O | no |
 //! | [`file_log`] | `--data-dir`: segment format (pure), writer thread (I/O) | its driver only |
 //! | [`stats`] | socket counters per transport, trace events | no |
-//! | [`server`] | the `mio` loop: sockets, clock, signals | **yes — the only one** |
+//! | [`record`] | the `--record` file format: encoder and decoder | no |
+//! | [`replay`] | `pushlab replay`: a fresh engine fed a recording | no (the caller reads the file) |
+//! | [`server`] | the `mio` loop: sockets, clock, signals, `--record` | **yes — the only one** |
 //! | [`lab`] | `pushlab compare`: clients of all four transports, measured | yes (client side) |
 //!
 //! ## Start reading here
@@ -43,6 +45,10 @@
 //!    with a model kernel.
 //! 5. [`server`] — last: the `mio` shell that performs the engine's
 //!    syscalls, top to bottom like mio's `tcp_server` example.
+//!
+//! To watch all of it run on a real browser session, record one
+//! (`pushlab serve --record FILE`) and step through [`replay`] in a
+//! debugger: docs/replay.md.
 
 pub mod auth;
 pub mod clients;
@@ -52,7 +58,9 @@ pub mod file_log;
 pub mod hub;
 pub mod ids;
 pub mod lab;
+pub mod record;
 pub mod redis;
+pub mod replay;
 pub mod server;
 pub mod session;
 pub mod stats;

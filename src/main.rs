@@ -1,6 +1,7 @@
 //! The `pushlab` command: `pushlab [serve]` runs the server; `pushlab
 //! compare` measures the four transports against each other.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
@@ -35,6 +36,9 @@ enum Command {
     Serve(ServeArgs),
     /// Measure short polling, long polling, SSE and WebSockets side by side.
     Compare(CompareArgs),
+    /// Run a fresh engine through a recording (`serve --record FILE`) and
+    /// print every byte it writes, or check them against the recording.
+    Replay(ReplayArgs),
 }
 
 fn duration(s: &str) -> Result<std::time::Duration, String> {
@@ -202,6 +206,24 @@ struct ServeArgs {
     /// Bearer token for /trace, /stats and /metrics, read from a file.
     #[arg(long, value_name = "PATH")]
     admin_token_file: Option<PathBuf>,
+    /// Write every engine input and output to this file, for `pushlab
+    /// replay` (docs/replay.md). It holds what clients sent, tokens included.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Largest recording; past it the recording ends and serving goes on.
+    #[arg(long, default_value = "1GiB", value_parser = size)]
+    record_limit: usize,
+}
+
+/// `pushlab replay`.
+#[derive(Args, Clone)]
+struct ReplayArgs {
+    /// A file written by `pushlab serve --record FILE`.
+    file: PathBuf,
+    /// Compare every write with the recorded bytes instead of printing them;
+    /// exit 1 at the first difference, saying where.
+    #[arg(long, visible_alias = "check")]
+    compare: bool,
 }
 
 impl ServeArgs {
@@ -289,6 +311,7 @@ fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>, String> {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    let (record, record_limit) = (args.record.clone(), args.record_limit);
     let config = match args.into_config() {
         Ok(c) => c,
         Err(e) => {
@@ -303,6 +326,14 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(path) = &record {
+        // The whole command line: a replay parses it again for the config.
+        let args = std::env::args().skip(1).collect();
+        if let Err(e) = server.record(path, args, record_limit as u64) {
+            eprintln!("pushlab: cannot record to {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
     if let Err(e) = server.handle_signals() {
         eprintln!("pushlab: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
@@ -463,6 +494,78 @@ fn server_options_anywhere(mut args: Vec<OsString>) -> Result<Vec<OsString>, Str
     Ok(args)
 }
 
+fn replay(args: ReplayArgs) -> ExitCode {
+    let fail = |what: String| {
+        eprintln!("pushlab replay: {}: {what}", args.file.display());
+        ExitCode::from(2)
+    };
+    let bytes = match std::fs::read(&args.file) {
+        Ok(b) => b,
+        Err(e) => return fail(e.to_string()),
+    };
+    let rec = match pushlab::replay::Recording::parse(&bytes) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("not a readable recording: {e}")),
+    };
+    // The configuration, from the recorded command line.
+    let argv = std::iter::once("pushlab".to_string()).chain(rec.header.args.iter().cloned());
+    let serve_args = match Cli::try_parse_from(argv) {
+        Ok(Cli {
+            command: Some(Command::Serve(a)),
+            ..
+        }) => a,
+        Ok(Cli {
+            command: None,
+            serve,
+            ..
+        }) => serve,
+        Ok(_) => return fail("the recorded command line is not `pushlab serve`".into()),
+        Err(e) => return fail(format!("the recorded command line does not parse: {e}")),
+    };
+    let config = match serve_args.into_config() {
+        Ok(c) => c,
+        Err(e) => return fail(format!("the recorded configuration: {e}")),
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let opts = pushlab::replay::Options {
+        compare: args.compare,
+    };
+    let result = pushlab::replay::run(&rec, config, opts, &mut out);
+    let _ = out.flush();
+    drop(out);
+    match result {
+        Ok(s) => {
+            let verdict = if args.compare {
+                "every write identical to the recording"
+            } else {
+                "replayed"
+            };
+            // Not println!: a closed pipe (`| head`) is no reason to panic.
+            let _ = writeln!(
+                std::io::stdout(),
+                "replay: {verdict}: {} inputs, {} connections, {} writes, {} bytes{}",
+                s.inputs,
+                s.connections,
+                s.writes,
+                s.bytes,
+                if s.cut {
+                    " (the recording was cut short; replayed up to its end)"
+                } else if rec.end == Some(pushlab::record::End::Limit) {
+                    " (the recording ended at its --record-limit)"
+                } else {
+                    ""
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(d) => {
+            let _ = writeln!(std::io::stdout(), "replay: DIFFERENCE at {d}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = match server_options_anywhere(std::env::args_os().collect()) {
         Ok(args) => args,
@@ -475,6 +578,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Serve(args)) => serve(args),
         Some(Command::Compare(args)) => compare(args),
+        Some(Command::Replay(args)) => replay(args),
         None => serve(cli.serve),
     }
 }

@@ -27,6 +27,8 @@ const CORE: &[&str] = &[
     "timers.rs",
     "stats.rs",
     "clients.rs",
+    "record.rs",
+    "replay.rs",
 ];
 
 /// What the core must not name, and why.

@@ -116,6 +116,8 @@ fn help_documents_every_limit() {
         "--publish-token",
         "--allow-origin",
         "--trace",
+        "--record",
+        "--record-limit",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }

@@ -199,6 +199,15 @@ impl Engine {
         Engine::with_hub(config, Box::new(hub), now)
     }
 
+    /// [`Engine::new`] with the hub's hash key given rather than random:
+    /// what `--record` writes down and a replay gives back.
+    pub fn new_keyed(config: Config, epoch: &str, hash_key: u64, now: Instant) -> Engine {
+        let hub = MemoryHub::new(epoch, config.history, config.history_ttl)
+            .with_limits(config.history_memory, config.max_topics)
+            .with_hash_key(hash_key);
+        Engine::with_hub(config, Box::new(hub), now)
+    }
+
     /// An engine on a hub made by the caller.
     pub fn with_hub(config: Config, hub: Box<dyn Hub>, now: Instant) -> Engine {
         let tracer = Tracer {

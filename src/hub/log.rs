@@ -31,9 +31,9 @@
 //! `missed` ≥ 1. Never silent; the price is a possible "1" for another topic
 //! of the same bucket read with a cursor that old, once.
 
-use std::collections::hash_map::RandomState;
+use std::collections::hash_map::{DefaultHasher, RandomState};
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::mem::size_of;
 use std::rc::Rc;
 use std::time::Duration;
@@ -126,7 +126,9 @@ pub struct MemoryLog {
     bytes: usize,
     /// Evictions of reclaimed topics, by bucket (see the module docs).
     forgotten: Box<[u64]>,
-    bucket_hasher: RandomState,
+    /// The key of the bucket hash: random unless set (a replay sets the
+    /// recorded one, [`MemoryLog::set_hash_key`]).
+    bucket_key: u64,
 }
 
 impl MemoryLog {
@@ -144,7 +146,7 @@ impl MemoryLog {
             kept: 0,
             bytes: 0,
             forgotten: vec![0; FORGOTTEN_BUCKETS].into_boxed_slice(),
-            bucket_hasher: RandomState::new(),
+            bucket_key: RandomState::new().hash_one(0u8),
         }
     }
 
@@ -188,8 +190,25 @@ impl MemoryLog {
         self.topics.get(topic).map_or(0, |t| t.history.len())
     }
 
+    /// Keys the bucket hash with `key` (secret: an outsider who knew it
+    /// could pick names that share a bucket) so that a replay picks the
+    /// same buckets as the recorded run.
+    pub fn set_hash_key(&mut self, key: u64) {
+        self.bucket_key = key;
+    }
+
+    /// The key of the bucket hash (recorded by `--record`).
+    pub fn hash_key(&self) -> u64 {
+        self.bucket_key
+    }
+
     fn bucket(&self, topic: &str) -> usize {
-        (self.bucket_hasher.hash_one(topic) % FORGOTTEN_BUCKETS as u64) as usize
+        // SipHash with the key hashed first: a keyed hash whose key is a
+        // plain value, unlike `RandomState`'s.
+        let mut h = DefaultHasher::new();
+        self.bucket_key.hash(&mut h);
+        topic.hash(&mut h);
+        (h.finish() % FORGOTTEN_BUCKETS as u64) as usize
     }
 
     /// Keeps a message published at `now` (the caller checked the name and

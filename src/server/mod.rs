@@ -10,11 +10,17 @@
 //! 3. lets the engine fire expired deadlines;
 //! 4. lets the engine write each connection with pending output once, with
 //!    one vectored write ([`Net`] performs it).
+//!
+//! With `--record FILE` ([`Server::record`]) every input given to the engine
+//! and every effect it asked for go to a file as well (`record.rs`), for
+//! `pushlab replay`.
 
 mod net;
+mod record;
 
 use std::io::{self, ErrorKind, Read};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,9 +29,11 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::{Config, ACCEPT_BACKOFF, READ_CHUNK};
-use crate::engine::{Engine, Io, Peer};
+use crate::engine::{Engine, Input, Peer};
+use crate::record::Header;
 use crate::timers::Instant;
 use net::Net;
+use record::Recorder;
 
 /// The listening socket's token.
 const LISTENER: Token = Token(0);
@@ -65,6 +73,11 @@ pub struct Server {
     clock: std::time::Instant,
     read_buf: Vec<u8>,
     accept_paused_until: Option<Instant>,
+    /// The hub's epoch and hash key (a recording's header holds them).
+    epoch: String,
+    hash_key: u64,
+    /// The Unix time (ms) of `Instant::ZERO`, given to the engine.
+    wall_origin: u64,
 }
 
 /// A new hub epoch: the start time in milliseconds, base 36.
@@ -89,6 +102,13 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let net = Net::new(poll.registry().try_clone()?);
+        let epoch = new_epoch();
+        let wall_origin = unix_ms();
+        // The key of the hub's keyed hashes: random, as `RandomState`'s.
+        let hash_key = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            local_addr,
+        );
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -99,12 +119,40 @@ impl Server {
             // The clock's origin is now: the engine starts at Instant::ZERO.
             // Token times are Unix times: the wall clock at the origin,
             // read once (the loop's time is monotonic from there).
-            engine: Engine::new(config, &new_epoch(), Instant::ZERO).with_wall_origin(unix_ms()),
+            engine: Engine::new_keyed(config, &epoch, hash_key, Instant::ZERO)
+                .with_wall_origin(wall_origin),
             net,
             clock: std::time::Instant::now(),
             read_buf: vec![0; READ_CHUNK],
             accept_paused_until: None,
+            epoch,
+            hash_key,
+            wall_origin,
         })
+    }
+
+    /// `--record FILE`: from now on, every input and effect of the engine
+    /// also goes to `path` (see [`crate::record`] for the format), which a
+    /// replay reads with the configuration made from `args` (the command
+    /// line after the program name). At most `limit` bytes. Call it before
+    /// [`Server::run`].
+    pub fn record(&mut self, path: &Path, args: Vec<String>, limit: u64) -> io::Result<()> {
+        let started_unix_ms = self.wall_origin;
+        let header = Header {
+            epoch: self.epoch.clone(),
+            hash_key: self.hash_key,
+            started_unix_ms,
+            args,
+        };
+        self.net.recorder = Some(Recorder::create(path, &header, limit)?);
+        Ok(())
+    }
+
+    /// Writes `input` to the recording, if there is one.
+    fn record_input(&mut self, now: Instant, input: Input) {
+        if let Some(r) = &mut self.net.recorder {
+            r.input(now, &input);
+        }
     }
 
     /// The bound address (useful with port 0).
@@ -138,6 +186,14 @@ impl Server {
     /// Runs until a signal or [`Handle::shutdown`] and every in-flight
     /// response has been written (or the shutdown grace has passed).
     pub fn run(&mut self) -> io::Result<()> {
+        let result = self.run_loop();
+        if let Some(r) = &mut self.net.recorder {
+            r.finish();
+        }
+        result
+    }
+
+    fn run_loop(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
             let now = self.now();
@@ -169,6 +225,7 @@ impl Server {
                             self.read_conn(id, now, !closing);
                         }
                         if event.is_writable() {
+                            self.record_input(now, Input::Writable { conn: id });
                             self.engine.handle_writable(id);
                         }
                     }
@@ -177,11 +234,16 @@ impl Server {
             for id in self.engine.take_unread() {
                 self.read_conn(id, now, false);
             }
+            self.record_input(now, Input::Timeout);
             self.engine.handle_timeout(now, &mut self.net);
             if self.accept_paused_until.is_some_and(|t| now >= t) {
                 self.resume_accepting(now);
             }
+            self.record_input(now, Input::EndTurn);
             self.engine.end_turn(now, &mut self.net);
+            if let Some(r) = &mut self.net.recorder {
+                r.tick(now);
+            }
             if self.engine.is_finished(now) {
                 return Ok(());
             }
@@ -210,13 +272,18 @@ impl Server {
                     if self.net.insert(id, socket).is_err() {
                         continue;
                     }
+                    if let Some(r) = &mut self.net.recorder {
+                        r.accepted(now, id, &peer.to_string());
+                    }
                     let peer = Peer {
                         ip: peer.ip().to_string().into(),
                     };
                     // Refused ones are answered 503 by the engine, unless
                     // even the refusals are at their limit: closed at once.
                     if self.engine.handle_accept(now, &peer).is_none() {
-                        self.net.close(id, 0);
+                        // The shell's own close, not the engine's: kept out
+                        // of a recording, where the replay would not find it.
+                        self.net.drop_socket(id);
                     }
                 }
                 // Accepted everything that was waiting.
@@ -229,6 +296,7 @@ impl Server {
                 // readable, so retrying now would spin. Stop listening for a
                 // moment; connections wait in the backlog meanwhile.
                 Err(_e) => {
+                    self.record_input(now, Input::AcceptError);
                     self.engine.handle_accept_error();
                     self.pause_accepting(now);
                     return;
@@ -270,6 +338,7 @@ impl Server {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.accept_paused_until = None;
+        self.record_input(now, Input::Shutdown);
         self.engine.handle_shutdown(now, &mut self.net);
     }
 
@@ -287,6 +356,13 @@ impl Server {
             if !self.engine.wants_read(id) {
                 // Back-pressure: leave the bytes in the kernel. The edge will
                 // not fire again, so the engine remembers to come back.
+                self.record_input(
+                    now,
+                    Input::ReadStopped {
+                        conn: id,
+                        budget: false,
+                    },
+                );
                 self.engine.handle_read_stopped(id, false);
                 return;
             }
@@ -295,10 +371,16 @@ impl Server {
             };
             match stream.read(&mut self.read_buf) {
                 // The peer shut its write side (or the connection is gone).
-                Ok(0) => return self.engine.handle_eof(now, id, &mut self.net),
+                Ok(0) => {
+                    self.record_input(now, Input::Eof { conn: id });
+                    return self.engine.handle_eof(now, id, &mut self.net);
+                }
                 Ok(n) => {
                     let drained = short_read_drains && n < self.read_buf.len();
                     let bytes = &self.read_buf[..n];
+                    if let Some(r) = &mut self.net.recorder {
+                        r.read(now, id, bytes, drained);
+                    }
                     self.engine
                         .handle_read(now, id, bytes, drained, &mut self.net);
                     if drained {
@@ -307,15 +389,26 @@ impl Server {
                 }
                 // Drained the socket: wait for the next readiness event.
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    return self.engine.handle_read_drained(id)
+                    self.record_input(now, Input::ReadDrained { conn: id });
+                    return self.engine.handle_read_drained(id);
                 }
                 // Interrupted by a signal: read again.
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 // Reset or another hard error: the connection is gone.
-                Err(_e) => return self.engine.handle_reset(now, id, &mut self.net),
+                Err(_e) => {
+                    self.record_input(now, Input::Reset { conn: id });
+                    return self.engine.handle_reset(now, id, &mut self.net);
+                }
             }
         }
         // Budget spent with bytes possibly left: come back after the others.
+        self.record_input(
+            now,
+            Input::ReadStopped {
+                conn: id,
+                budget: true,
+            },
+        );
         self.engine.handle_read_stopped(id, true);
     }
 }

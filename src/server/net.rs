@@ -7,7 +7,9 @@ use std::net::Shutdown;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use super::record::Recorder;
 use crate::engine::{ConnId, Io, Written};
+use crate::record::Effect;
 use crate::stats::TraceEvent;
 
 /// Tokens below this are the listener, signals and the waker.
@@ -33,6 +35,8 @@ struct Socket {
 pub struct Net {
     registry: Registry,
     sockets: Vec<Option<Socket>>,
+    /// `--record`: every effect is written down with the kernel's answer.
+    pub recorder: Option<Recorder>,
 }
 
 impl Net {
@@ -40,6 +44,7 @@ impl Net {
         Net {
             registry,
             sockets: Vec::new(),
+            recorder: None,
         }
     }
 
@@ -64,6 +69,56 @@ impl Net {
 
 impl Io for Net {
     fn write(&mut self, conn: ConnId, bufs: &[IoSlice<'_>]) -> Written {
+        let result = self.write_socket(conn, bufs);
+        if let Some(r) = &mut self.recorder {
+            r.write(conn, bufs, result);
+        }
+        result
+    }
+
+    fn want_writable(&mut self, conn: ConnId, on: bool) -> bool {
+        let ok = self.set_writable(conn, on);
+        if let Some(r) = &mut self.recorder {
+            r.effect(&Effect::WantWritable { conn, on, ok });
+        }
+        ok
+    }
+
+    fn shutdown_write(&mut self, conn: ConnId) {
+        if let Some(r) = &mut self.recorder {
+            r.effect(&Effect::ShutdownWrite { conn });
+        }
+        if let Some(stream) = self.stream(conn) {
+            let _ = stream.shutdown(Shutdown::Write);
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, unsent: usize) {
+        if let Some(r) = &mut self.recorder {
+            r.effect(&Effect::Close { conn, unsent });
+        }
+        self.drop_socket(conn);
+    }
+
+    fn print_trace(&mut self, events: &[TraceEvent]) {
+        let stdout = io::stdout();
+        let mut out = stdout.lock();
+        for e in events {
+            let _ = writeln!(out, "{}", e.to_line());
+        }
+        let _ = out.flush();
+    }
+}
+
+impl Net {
+    /// Deregisters and drops connection `id`'s socket.
+    pub fn drop_socket(&mut self, id: ConnId) {
+        if let Some(mut s) = self.sockets.get_mut(id).and_then(Option::take) {
+            let _ = self.registry.deregister(&mut s.stream);
+        }
+    }
+
+    fn write_socket(&mut self, conn: ConnId, bufs: &[IoSlice<'_>]) -> Written {
         let Some(stream) = self.stream(conn) else {
             return Written::Failed;
         };
@@ -78,7 +133,7 @@ impl Io for Net {
         }
     }
 
-    fn want_writable(&mut self, conn: ConnId, on: bool) -> bool {
+    fn set_writable(&mut self, conn: ConnId, on: bool) -> bool {
         let Some(Some(s)) = self.sockets.get_mut(conn) else {
             return false;
         };
@@ -94,26 +149,5 @@ impl Io for Net {
         self.registry
             .reregister(&mut s.stream, token(conn), interest)
             .is_ok()
-    }
-
-    fn shutdown_write(&mut self, conn: ConnId) {
-        if let Some(stream) = self.stream(conn) {
-            let _ = stream.shutdown(Shutdown::Write);
-        }
-    }
-
-    fn close(&mut self, conn: ConnId, _unsent: usize) {
-        if let Some(mut s) = self.sockets.get_mut(conn).and_then(Option::take) {
-            let _ = self.registry.deregister(&mut s.stream);
-        }
-    }
-
-    fn print_trace(&mut self, events: &[TraceEvent]) {
-        let stdout = io::stdout();
-        let mut out = stdout.lock();
-        for e in events {
-            let _ = writeln!(out, "{}", e.to_line());
-        }
-        let _ = out.flush();
     }
 }
