@@ -269,21 +269,7 @@ pub fn split_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         if rest.is_empty() {
             return None;
         }
-        let mut in_quotes = false;
-        let mut escaped = false;
-        let mut end = rest.len();
-        for (i, &b) in rest.iter().enumerate() {
-            if escaped {
-                escaped = false;
-            } else if in_quotes && b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_quotes = !in_quotes;
-            } else if b == b',' && !in_quotes {
-                end = i;
-                break;
-            }
-        }
+        let end = find_unquoted(rest, b',').unwrap_or(rest.len());
         let element = trim(&rest[..end]);
         rest = rest.get(end + 1..).unwrap_or(&[]);
         if !element.is_empty() {
@@ -334,23 +320,36 @@ fn split_params(element: &[u8]) -> impl Iterator<Item = &[u8]> {
     let mut rest = Some(element);
     std::iter::from_fn(move || {
         let current = rest?;
-        let mut in_quotes = false;
-        let mut escaped = false;
-        for (i, &b) in current.iter().enumerate() {
-            if escaped {
-                escaped = false;
-            } else if in_quotes && b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_quotes = !in_quotes;
-            } else if b == b';' && !in_quotes {
+        match find_unquoted(current, b';') {
+            Some(i) => {
                 rest = Some(&current[i + 1..]);
-                return Some(trim(&current[..i]));
+                Some(trim(&current[..i]))
+            }
+            None => {
+                rest = None;
+                Some(trim(current))
             }
         }
-        rest = None;
-        Some(trim(current))
     })
+}
+
+/// The first `delim` in `bytes` outside a quoted string (a backslash inside
+/// quotes escapes the next byte), shared by the element and parameter splits.
+fn find_unquoted(bytes: &[u8], delim: u8) -> Option<usize> {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if escaped {
+            escaped = false;
+        } else if in_quotes && b == b'\\' {
+            escaped = true;
+        } else if b == b'"' {
+            in_quotes = !in_quotes;
+        } else if b == delim && !in_quotes {
+            return Some(i);
+        }
+    }
+    None
 }
 
 /// A token as it is, or a quoted-string unescaped, whose content must then
