@@ -41,22 +41,22 @@ fuzz_target!(|data: &[u8]| {
     let max = 1usize << (seed % 18);
     let window_bits = 9 + (seed >> 5) % 7;
 
-    let whole = inflate(&mut Inflater::with(window_bits, false), &[input], max);
+    let whole = inflate(&mut Inflater::with(false), &[input], max);
     if let Ok(message) = &whole {
         assert!(message.len() <= max);
     }
-    let parts = inflate(&mut Inflater::with(window_bits, false), &split(seed, input), max);
+    let parts = inflate(&mut Inflater::with(false), &split(seed, input), max);
     assert_eq!(whole, parts, "the result depends on how the payload was split");
 
     // Without context takeover a second message does not see the first.
-    let mut inflater = Inflater::with(window_bits, false);
+    let mut inflater = Inflater::with(false);
     let first = inflate(&mut inflater, &[input], max);
     if first.is_ok() {
         assert_eq!(inflate(&mut inflater, &[input], max), first);
     }
 
     // With takeover, anything goes but a panic or an oversized buffer.
-    let mut takeover = Inflater::with(window_bits, true);
+    let mut takeover = Inflater::with(true);
     if inflate(&mut takeover, &split(seed, input), max).is_ok() {
         let _ = inflate(&mut takeover, &[input], max);
     }
@@ -65,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(message) = whole {
         let mut payload = Vec::new();
         Compressor::new(window_bits).compress(&message, &mut payload);
-        let again = inflate(&mut Inflater::with(window_bits, false), &[&payload], max);
+        let again = inflate(&mut Inflater::with(false), &[&payload], max);
         assert_eq!(again.as_deref(), Ok(&message[..]));
     }
 

@@ -88,7 +88,7 @@ mod tests {
         assert!(is_compressed(&frame));
         assert_eq!(frame[0], 0xc1, "FIN, RSV1, text");
         let mut out = Vec::new();
-        let mut inflater = Inflater::with(15, false);
+        let mut inflater = Inflater::with(false);
         inflater.inflate(&frame[2..], &mut out, 1 << 20).unwrap();
         inflater.finish(&mut out, 1 << 20).unwrap();
         assert_eq!(out, json);

@@ -125,11 +125,6 @@ impl Agreed {
             push_decimal(self.client_max_window_bits, out);
         }
     }
-
-    /// The window the server's inflater needs for this client.
-    pub fn inflate_window_bits(&self) -> u8 {
-        self.client_max_window_bits.max(MIN_ZLIB_WINDOW_BITS)
-    }
 }
 
 fn push_decimal(value: u8, out: &mut Vec<u8>) {
@@ -403,9 +398,7 @@ pub struct Compressor {
 
 impl fmt::Debug for Compressor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Compressor")
-            .field("window_bits", &self.window_bits)
-            .finish_non_exhaustive()
+        f.debug_struct("Compressor").finish_non_exhaustive()
     }
 }
 
@@ -510,13 +503,11 @@ impl std::error::Error for InflateError {}
 /// connection is failed; the inflater must not be used again.
 ///
 /// Memory: nothing until the first compressed message. While a message is
-/// inflated, zlib's inflate state (about 7 KiB) and the window (`2^bits`
-/// bytes, 32 KiB at 15). Without context takeover both are dropped when the
+/// inflated, zlib's inflate state (about 7 KiB) and the 32 KiB window. Without context takeover both are dropped when the
 /// message ends; with it (the client may refer back to earlier messages)
 /// they stay for the life of the connection.
 pub struct Inflater {
     state: Option<Box<Decompress>>,
-    window_bits: u8,
     takeover: bool,
     /// Whether the current message has had payload bytes.
     fed: bool,
@@ -527,7 +518,6 @@ pub struct Inflater {
 impl fmt::Debug for Inflater {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Inflater")
-            .field("window_bits", &self.window_bits)
             .field("takeover", &self.takeover)
             .field("holds_state", &self.state.is_some())
             .finish()
@@ -539,20 +529,26 @@ impl fmt::Debug for Inflater {
 const INFLATE_STEP: usize = 16 * 1024;
 
 impl Inflater {
-    /// An inflater for the client window of `agreed` and its context rule.
+    /// An inflater for the context rule of `agreed`.
     pub fn new(agreed: &Agreed) -> Inflater {
-        Inflater::with(
-            agreed.inflate_window_bits(),
-            !agreed.client_no_context_takeover,
-        )
+        Inflater::with(!agreed.client_no_context_takeover)
     }
 
-    /// An inflater with a `window_bits` window (clamped to 9..=15) that keeps
-    /// the window across messages when `takeover` is true.
-    pub fn with(window_bits: u8, takeover: bool) -> Inflater {
+    /// An inflater that keeps the window across messages when `takeover` is
+    /// true.
+    ///
+    /// The window is always 15 bits (32 KiB), whatever
+    /// `client_max_window_bits` the client announced: zlib checks a
+    /// back-reference against the window *plus the output of the current
+    /// call*, so with a smaller window a reference reaching past it would be
+    /// accepted or refused depending on how the payload was split into
+    /// frames. At 15 bits the window covers the longest distance DEFLATE can
+    /// express, so the verdict depends only on the bytes. A larger window
+    /// decodes everything a compliant smaller one produces (RFC 7692
+    /// §7.1.2.2 limits the client's compressor, not the server's inflater).
+    pub fn with(takeover: bool) -> Inflater {
         Inflater {
             state: None,
-            window_bits: window_bits.clamp(MIN_ZLIB_WINDOW_BITS, MAX_WINDOW_BITS),
             takeover,
             fed: false,
             ended: false,
@@ -588,10 +584,9 @@ impl Inflater {
             return Ok(());
         }
         self.fed = true;
-        let window_bits = self.window_bits;
-        let state = self
-            .state
-            .get_or_insert_with(|| Box::new(Decompress::new_with_window_bits(false, window_bits)));
+        let state = self.state.get_or_insert_with(|| {
+            Box::new(Decompress::new_with_window_bits(false, MAX_WINDOW_BITS))
+        });
         let mut input = input;
         loop {
             // The room zlib may write to: a step, never past max + 1.
@@ -603,11 +598,17 @@ impl Inflater {
             let limit = out.len() + room;
             let before_in = state.total_in();
             let before_out = out.len();
-            let status = decompress_into(state, input, out, limit)?;
-            input = &input[(state.total_in() - before_in) as usize..];
+            let status = decompress_into(state, input, out, limit);
+            // The limit is checked before zlib's verdict: when one call both
+            // passes the limit and then meets invalid data, a payload fed in
+            // smaller pieces would have stopped at the limit first. Checking
+            // in this order makes the error the same however the payload was
+            // split (the output before the invalid data is the same).
             if out.len() > max {
                 return Err(InflateError::TooBig { max });
             }
+            let status = status?;
+            input = &input[(state.total_in() - before_in) as usize..];
             if status == Status::StreamEnd {
                 // §7.2.3.4: a block with BFINAL set ends the DEFLATE stream;
                 // what follows it in this message (the appended tail, or an

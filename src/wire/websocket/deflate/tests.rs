@@ -65,19 +65,15 @@ fn the_browser_offer_is_accepted_without_a_client_window() {
 }
 
 #[test]
-fn a_client_window_with_a_value_is_echoed_and_sizes_the_inflater() {
+fn a_client_window_with_a_value_is_echoed() {
     let agreed = offer("permessage-deflate; client_max_window_bits=10").unwrap();
     assert_eq!(agreed.client_max_window_bits, 10);
-    assert_eq!(agreed.inflate_window_bits(), 10);
     let mut out = Vec::new();
     agreed.response_value(&mut out);
     assert!(out.ends_with(b"; client_max_window_bits=10"));
-    // 8 bits is fine for the client: a 9-bit inflater decodes it.
+    // 8 bits is fine for the client: the 15-bit inflater decodes it.
     let agreed = offer("permessage-deflate; client_max_window_bits=8").unwrap();
-    assert_eq!(
-        (agreed.client_max_window_bits, agreed.inflate_window_bits()),
-        (8, 9)
-    );
+    assert_eq!(agreed.client_max_window_bits, 8);
 }
 
 #[test]
@@ -281,7 +277,7 @@ fn inflate_message(
 }
 
 fn inflate_once(payload: &[u8]) -> Result<Vec<u8>, InflateError> {
-    inflate_message(&mut Inflater::with(15, false), &[payload], 1 << 20)
+    inflate_message(&mut Inflater::with(false), &[payload], 1 << 20)
 }
 
 fn compress(window_bits: u8, message: &[u8]) -> Vec<u8> {
@@ -298,7 +294,7 @@ fn rfc_7692_7_2_3_1_hello_compresses_to_the_rfc_bytes() {
 
 #[test]
 fn rfc_7692_7_2_3_1_a_compressed_message_split_into_fragments() {
-    let mut inflater = Inflater::with(15, false);
+    let mut inflater = Inflater::with(false);
     let out = inflate_message(
         &mut inflater,
         &[&[0xf2, 0x48, 0xcd], &[0xc9, 0xc9, 0x07, 0x00]],
@@ -310,7 +306,7 @@ fn rfc_7692_7_2_3_1_a_compressed_message_split_into_fragments() {
 #[test]
 fn rfc_7692_7_2_3_2_the_second_hello_needs_context_takeover() {
     let second = [0xf2, 0x00, 0x11, 0x00, 0x00];
-    let mut takeover = Inflater::with(15, true);
+    let mut takeover = Inflater::with(true);
     assert_eq!(
         inflate_message(&mut takeover, &[&HELLO], 100).unwrap(),
         b"Hello"
@@ -324,7 +320,7 @@ fn rfc_7692_7_2_3_2_the_second_hello_needs_context_takeover() {
         b"Hello"
     );
     // Without takeover the back-reference has nothing to refer to.
-    let mut fresh = Inflater::with(15, false);
+    let mut fresh = Inflater::with(false);
     assert_eq!(
         inflate_message(&mut fresh, &[&HELLO], 100).unwrap(),
         b"Hello"
@@ -364,7 +360,7 @@ fn rfc_7692_7_2_3_4_a_block_with_bfinal_set() {
     let last = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
     assert_eq!(inflate_once(&last).unwrap(), b"Hello");
     // With takeover, the stream ended: the next message starts a new one.
-    let mut takeover = Inflater::with(15, true);
+    let mut takeover = Inflater::with(true);
     assert_eq!(
         inflate_message(&mut takeover, &[&last], 100).unwrap(),
         b"Hello"
@@ -387,7 +383,7 @@ fn rfc_7692_7_2_3_5_two_blocks_in_one_message() {
 fn rfc_7692_7_2_3_6_an_empty_fragment_ends_a_message() {
     // The first fragment keeps its sync-flush tail; the last one is the
     // single 0x00 octet of an empty stored block with its tail removed.
-    let mut inflater = Inflater::with(15, false);
+    let mut inflater = Inflater::with(false);
     let first = [
         0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00, 0x00, 0xff, 0xff,
     ];
@@ -406,12 +402,34 @@ fn an_empty_message_round_trips_and_an_empty_payload_is_an_empty_message() {
         "§7.2.3.6: the empty stored block minus its tail"
     );
     assert_eq!(inflate_once(&empty).unwrap(), b"");
-    let mut takeover = Inflater::with(15, true);
+    let mut takeover = Inflater::with(true);
     assert_eq!(inflate_message(&mut takeover, &[], 100).unwrap(), b"");
     assert_eq!(
         inflate_message(&mut takeover, &[&HELLO], 100).unwrap(),
         b"Hello"
     );
+}
+
+/// Inflates `payload` (with the RFC 7692 tail) through a `bits` window,
+/// one output byte per zlib call: zlib accepts a back-reference reaching
+/// into the current call's output as well as the window, so a one-byte
+/// output room makes the window check strict.
+fn inflate_strictly(bits: u8, payload: &[u8]) -> Option<Vec<u8>> {
+    let mut state = Decompress::new_with_window_bits(false, bits);
+    let input = [payload, &TAIL[..]].concat();
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        let used = state.total_in() as usize;
+        let before = state.total_out();
+        state
+            .decompress(&input[used..], &mut byte, FlushDecompress::Sync)
+            .ok()?;
+        if state.total_out() == before {
+            return Some(out);
+        }
+        out.push(byte[0]);
+    }
 }
 
 #[test]
@@ -427,11 +445,7 @@ fn the_compressor_keeps_within_its_window() {
         .collect();
     let message = block.repeat(20);
     let small = compress(9, &message);
-    let mut narrow = Inflater::with(9, false);
-    assert_eq!(
-        inflate_message(&mut narrow, &[&small], 1 << 20).unwrap(),
-        message
-    );
+    assert_eq!(inflate_strictly(9, &small).as_deref(), Some(&message[..]));
     // The check has teeth: a 15-bit compressor's output needs a wider window.
     let wide = compress(15, &message);
     assert!(
@@ -440,10 +454,20 @@ fn the_compressor_keeps_within_its_window() {
         wide.len(),
         small.len()
     );
-    assert_eq!(
-        inflate_message(&mut Inflater::with(9, false), &[&wide], 1 << 20),
-        Err(InflateError::Corrupt)
-    );
+    assert_eq!(inflate_strictly(9, &wide), None);
+    // The server's inflater has the widest window: both inflate, whole or
+    // split, whatever window the client announced.
+    for payload in [&small, &wide] {
+        let bytes: Vec<&[u8]> = payload.chunks(7).collect();
+        assert_eq!(
+            inflate_message(&mut Inflater::with(false), &[payload], 1 << 20).unwrap(),
+            message
+        );
+        assert_eq!(
+            inflate_message(&mut Inflater::with(false), &bytes, 1 << 20).unwrap(),
+            message
+        );
+    }
 }
 
 // ---- Limits and malformed data ----
@@ -458,7 +482,7 @@ fn a_bomb_stops_at_the_limit_with_no_more_memory_than_the_limit() {
     );
     let max = 64 * 1024;
     for chunk in [bomb.len(), 1000, 7] {
-        let mut inflater = Inflater::with(15, false);
+        let mut inflater = Inflater::with(false);
         let mut out = Vec::new();
         let mut result = Ok(());
         for piece in bomb.chunks(chunk) {
@@ -483,7 +507,7 @@ fn a_bomb_stops_at_the_limit_with_no_more_memory_than_the_limit() {
 fn a_message_of_exactly_the_limit_inflates_and_one_more_byte_does_not() {
     let message = vec![b'a'; 5000];
     let payload = compress(15, &message);
-    let mut inflater = Inflater::with(15, false);
+    let mut inflater = Inflater::with(false);
     assert_eq!(
         inflate_message(&mut inflater, &[&payload], 5000).unwrap(),
         message
@@ -510,6 +534,20 @@ fn malformed_deflate_data_is_corrupt() {
     );
 }
 
+#[test]
+fn a_message_both_too_big_and_corrupt_fails_the_same_however_it_is_split() {
+    // Found by the ws_inflate fuzz target: two literals, then invalid data.
+    // Fed at once, zlib wrote past the limit and met the invalid data in one
+    // call; fed a byte at a time, the limit was passed first. The limit is
+    // now checked before zlib's verdict, so both say TooBig.
+    let payload = [0xf2, 0xcd, 0x04, 0x1c, 0xc9, 0xc9, 0x69];
+    let whole = inflate_message(&mut Inflater::with(false), &[&payload], 1);
+    let bytes: Vec<&[u8]> = payload.chunks(1).collect();
+    let pieces = inflate_message(&mut Inflater::with(false), &bytes, 1);
+    assert_eq!(whole, Err(InflateError::TooBig { max: 1 }));
+    assert_eq!(pieces, whole);
+}
+
 proptest! {
     #[test]
     fn compress_then_inflate_is_the_identity_however_the_payload_is_split(
@@ -531,11 +569,24 @@ proptest! {
             start = point;
         }
         chunks.push(&payload[start..]);
-        let mut inflater = Inflater::with(window_bits, takeover);
+        let mut inflater = Inflater::with(takeover);
         // Twice on one inflater: the second message must not depend on the first.
         for _ in 0..2 {
             prop_assert_eq!(&inflate_message(&mut inflater, &chunks, message.len()).unwrap(), &message);
         }
+    }
+
+    #[test]
+    fn arbitrary_payloads_fail_or_inflate_the_same_however_they_are_split(
+        payload in proptest::collection::vec(any::<u8>(), 0..256),
+        max in 0usize..64,
+        window_bits in 9u8..=15,
+        piece in 1usize..8,
+    ) {
+        let whole = inflate_message(&mut Inflater::with(false), &[&payload], max);
+        let pieces: Vec<&[u8]> = payload.chunks(piece).collect();
+        let split = inflate_message(&mut Inflater::with(false), &pieces, max);
+        prop_assert_eq!(whole, split);
     }
 
     #[test]
@@ -544,7 +595,7 @@ proptest! {
         max in 0usize..4096,
         takeover in any::<bool>(),
     ) {
-        let mut inflater = Inflater::with(15, takeover);
+        let mut inflater = Inflater::with(takeover);
         let mut out = Vec::new();
         let result = inflater
             .inflate(&payload, &mut out, max)
