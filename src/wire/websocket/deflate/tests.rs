@@ -580,7 +580,6 @@ proptest! {
     fn arbitrary_payloads_fail_or_inflate_the_same_however_they_are_split(
         payload in proptest::collection::vec(any::<u8>(), 0..256),
         max in 0usize..64,
-        window_bits in 9u8..=15,
         piece in 1usize..8,
     ) {
         let whole = inflate_message(&mut Inflater::with(false), &[&payload], max);
