@@ -18,7 +18,8 @@
 //! | [`wire`] | pure codecs: HTTP/1.1, query strings, JSON, SSE, WebSocket, RESP2 (Redis) | no |
 //! | [`time`] | [`time::Instant`]: time as an argument (a leaf: imports nothing) | no |
 //! | [`ids`] | message ids, cursors, topic names (a leaf: imports only `config`) | no |
-//! | [`hub`] | topics, ring-buffer history, subscribers | no |
+//! | [`log`] | the message log behind a seam: append now, commit later; messages, kept history, `missed` | no |
+//! | [`hub`] | subscribers per topic beside the log | no |
 //! | [`timers`] | deadlines, with time passed in | no |
 //! | [`redis`] | the shared log's Redis side: `redis://` URLs, the append script, pipelined replies matched in order | no |
 //! | [`session`] | one connection's state machine per transport | no |
@@ -58,6 +59,7 @@ pub mod file_log;
 pub mod hub;
 pub mod ids;
 pub mod lab;
+pub mod log;
 pub mod record;
 pub mod redis;
 pub mod replay;

@@ -21,7 +21,7 @@
 //! `args` are the command line's arguments after the program name (a
 //! replay parses them again to rebuild the configuration); `hash_key` keys
 //! the hub's hashes (chosen at random by the shell, see
-//! [`crate::hub::MemoryHub::with_hash_key`]).
+//! [`crate::log::History::set_hash_key`]).
 //!
 //! Inputs carry `dt:u`, the microseconds since the previous input (the
 //! first: since the engine's start, `Instant::ZERO`):
@@ -39,6 +39,7 @@
 //! | 9 | time passed (fire deadlines) | — |
 //! | 10 | end of the turn | — |
 //! | 11 | shutdown | — |
+//! | 12 | the log's driver reported | `kind:u8` then 0 received `bytes:str`, 1 synced `seq:u`, 2 up, 3 down `why:str` |
 //!
 //! Effects follow the input during which the engine made them, in order:
 //!
@@ -56,6 +57,7 @@
 use std::io::IoSlice;
 
 use crate::engine::{ConnId, Input, Written};
+use crate::log::LogEvent;
 use crate::time::Instant;
 
 /// The first bytes of every recording.
@@ -74,6 +76,7 @@ const WRITABLE: u8 = 8;
 const TIMEOUT: u8 = 9;
 const END_TURN: u8 = 10;
 const SHUTDOWN: u8 = 11;
+const LOG: u8 = 12;
 const WRITE: u8 = 129;
 const WANT_WRITABLE: u8 = 130;
 const SHUTDOWN_WRITE: u8 = 131;
@@ -226,6 +229,24 @@ impl Encoder {
             Input::Timeout => self.input_head(out, TIMEOUT, at),
             Input::EndTurn => self.input_head(out, END_TURN, at),
             Input::Shutdown => self.input_head(out, SHUTDOWN, at),
+            Input::Log(event) => {
+                self.input_head(out, LOG, at);
+                match event {
+                    LogEvent::Received(bytes) => {
+                        out.push(0);
+                        put_str(out, bytes);
+                    }
+                    LogEvent::Synced { seq } => {
+                        out.push(1);
+                        put_u(out, *seq);
+                    }
+                    LogEvent::Up => out.push(2),
+                    LogEvent::Down { why } => {
+                        out.push(3);
+                        put_str(out, why.as_bytes());
+                    }
+                }
+            }
         }
     }
 
@@ -510,6 +531,18 @@ impl<'a> Decoder<'a> {
             TIMEOUT => Input::Timeout,
             END_TURN => Input::EndTurn,
             SHUTDOWN => Input::Shutdown,
+            LOG => Input::Log(match self.byte()? {
+                0 => {
+                    let n = self.u()? as usize;
+                    LogEvent::Received(self.take(n)?.to_vec())
+                }
+                1 => LogEvent::Synced { seq: self.u()? },
+                2 => LogEvent::Up,
+                3 => LogEvent::Down {
+                    why: self.string()?.into(),
+                },
+                k => return Ok(Err(format!("unknown log event {k}"))),
+            }),
             t => return Ok(Err(format!("unknown record tag {t}"))),
         };
         Ok(Ok(Record::Input { at, input }))

@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use crate::clients::Clients;
 use crate::config::Config;
-use crate::hub::{Hub, MemoryHub, Message};
+use crate::hub::{Hub, Message, Ticket};
 use crate::session::{Assembly, Ctx, Deflate, Session};
 use crate::stats::{Stats, Tracer};
 use crate::timers::Instant;
@@ -23,10 +23,14 @@ pub const EPOCH: &str = "e1";
 /// What the event loop lends a session, owned, with the time of the next call.
 pub struct Rig {
     pub config: Config,
-    pub hub: MemoryHub,
+    pub hub: Hub,
     pub stats: Stats,
     pub tracer: Tracer,
-    /// Messages the sessions published; nobody fans them out unless asked.
+    /// Tickets the sessions appended and [`Rig::commit_to`] has not yet
+    /// answered.
+    pub appended: Vec<Ticket>,
+    /// Messages the sessions published, once committed
+    /// ([`Rig::commit_to`]); nobody fans them out unless asked.
     pub published: Vec<Rc<Message>>,
     /// The budget for messages being assembled.
     pub assembly: Assembly,
@@ -45,8 +49,13 @@ impl Rig {
     /// A hub of epoch [`EPOCH`] keeping `config.history` messages per topic,
     /// tracing on (so the trace closures run too), the clock at zero.
     pub fn new(config: Config) -> Rig {
-        let hub = MemoryHub::new(EPOCH, config.history, config.history_ttl)
-            .with_limits(config.history_memory, config.max_topics);
+        let hub = Hub::memory_bounded(
+            EPOCH,
+            config.history,
+            config.history_ttl,
+            config.history_memory,
+            config.max_topics,
+        );
         let assembly = Assembly::new(config.assembly_memory);
         Rig {
             config,
@@ -56,6 +65,7 @@ impl Rig {
                 enabled: true,
                 ..Tracer::default()
             },
+            appended: Vec::new(),
             published: Vec::new(),
             assembly,
             deflate: Deflate::default(),
@@ -68,8 +78,13 @@ impl Rig {
     /// The same rig with a hub that keeps `history` messages per topic,
     /// whatever `config.history` says.
     pub fn with_history(mut self, history: usize) -> Rig {
-        self.hub = MemoryHub::new(EPOCH, history, self.config.history_ttl)
-            .with_limits(self.config.history_memory, self.config.max_topics);
+        self.hub = Hub::memory_bounded(
+            EPOCH,
+            history,
+            self.config.history_ttl,
+            self.config.history_memory,
+            self.config.max_topics,
+        );
         self
     }
 
@@ -87,12 +102,29 @@ impl Rig {
             hub: &mut self.hub,
             stats: &mut self.stats,
             tracer: &mut self.tracer,
-            published: &mut self.published,
+            appended: &mut self.appended,
             assembly: &mut self.assembly,
             deflate: &mut self.deflate,
             started: Instant::ZERO,
             clients: &mut self.clients,
             wall_origin_ms: self.wall_origin_ms,
+        }
+    }
+
+    /// Hands the log's commits to `session` (the one connection a rig
+    /// drives, which appended them) as the engine does, and keeps the
+    /// committed messages in [`Rig::published`]. Call after a session call
+    /// that may have published.
+    pub fn commit_to(&mut self, session: &mut Session) {
+        while let Some(commit) = self.hub.poll_commit() {
+            if let Some(ticket) = commit.ticket.filter(|t| self.appended.contains(t)) {
+                self.appended.retain(|t| *t != ticket);
+                let mut ctx = self.ctx();
+                session.handle_commit(ticket, &commit.outcome, &mut ctx);
+            }
+            if let Ok(msg) = commit.outcome {
+                self.published.push(msg);
+            }
         }
     }
 

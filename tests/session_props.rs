@@ -1,7 +1,7 @@
 //! Property tests of one connection's state machine: seeded random
 //! sequences of operations — request bytes split at random points, a
 //! virtual clock, publishes through the hub, partial writes, peer EOF,
-//! shutdown — against a `Session` with a `MemoryHub`, through the pub API
+//! shutdown — against a `Session` with a memory hub (`Hub::memory`), through the pub API
 //! only. No socket.
 //!
 //! The driver and the invariants live in `fuzz/src/harness.rs`, shared with

@@ -4,7 +4,7 @@
 //!   one fuzzer-controlled byte, so every target that promises *chunking
 //!   invariance* can compare "fed at once" with "fed in pieces".
 //! - [`harness`]: a whole [`pushlab::session::Session`] driven as the event
-//!   loop drives it, with a virtual clock, a `MemoryHub` and an independent
+//!   loop drives it, with a virtual clock, a memory hub (`Hub::memory`) and an independent
 //!   checker of what the server writes. The same file is compiled into the
 //!   property tests (`tests/session_props.rs`), so the fuzzer and proptest
 //!   share one model of "correct".

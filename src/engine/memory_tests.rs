@@ -12,8 +12,8 @@ use crate::time::Instant;
 
 /// A shell whose sockets take everything at once.
 #[derive(Default)]
-struct Sink {
-    written: HashMap<ConnId, Vec<u8>>,
+pub(super) struct Sink {
+    pub(super) written: HashMap<ConnId, Vec<u8>>,
 }
 
 impl Io for Sink {
@@ -36,9 +36,9 @@ impl Io for Sink {
     fn close(&mut self, _conn: ConnId, _unsent: usize) {}
 }
 
-const T0: Instant = Instant::ZERO;
+pub(super) const T0: Instant = Instant::ZERO;
 
-fn open(engine: &mut Engine, io: &mut Sink, request: &str) -> ConnId {
+pub(super) fn open(engine: &mut Engine, io: &mut Sink, request: &str) -> ConnId {
     let conn = engine
         .handle_accept(
             T0,
@@ -52,7 +52,7 @@ fn open(engine: &mut Engine, io: &mut Sink, request: &str) -> ConnId {
     conn
 }
 
-fn upgrade(path: &str) -> String {
+pub(super) fn upgrade(path: &str) -> String {
     format!(
         "GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -85,7 +85,10 @@ fn a_message_keeps_no_wire_form_once_every_subscriber_has_it() {
     let before: Vec<usize> = subscribers.iter().map(|c| written(&io, c)).collect();
     // Control characters and newlines: several times larger in every form.
     let data = "\u{1}\n".repeat(2048);
-    let msg = engine.handle_publish(T0, "h", &data, &mut io).unwrap();
+    engine.handle_publish(T0, "h", &data, &mut io).unwrap();
+    let topics: [std::rc::Rc<str>; 1] = ["h".into()];
+    let batch = engine.hub_mut().read(&topics, &crate::hub::Cursor::All, T0);
+    let msg = batch.messages[0].clone();
     engine.end_turn(T0, &mut io);
     for (conn, before) in subscribers.iter().zip(before) {
         let got = written(&io, conn) - before;

@@ -40,16 +40,18 @@
 
 mod conns;
 #[cfg(test)]
+mod log_tests;
+#[cfg(test)]
 mod memory_tests;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
 use std::rc::Rc;
 use std::time::Duration;
 
 use crate::clients::Clients;
 use crate::config::{Config, MAX_IOVECS, MAX_REFUSING, SHUTDOWN_GRACE};
-use crate::hub::{Hub, HubError, MemoryHub, Message};
+use crate::hub::{Commit, Hub, HubError, LogEvent, LogOutput, MemoryLog, Message, Ticket};
 use crate::session::{Assembly, Ctx, Deflate, Lifecycle, Refusal, Session};
 use crate::stats::{Stats, TraceEvent, Tracer, Transport};
 use crate::timers::{Instant, Timers};
@@ -140,12 +142,15 @@ pub enum Input {
     EndTurn,
     /// SIGINT, SIGTERM or a [`crate::server::Handle`]: finish gracefully.
     Shutdown,
+    /// The log's I/O driver reported (a shared log's reply, a disk
+    /// writer's fsync): [`Engine::handle_log_event`].
+    Log(LogEvent),
 }
 
 /// The server's state, without I/O.
 pub struct Engine {
     config: Config,
-    hub: Box<dyn Hub>,
+    hub: Hub,
     stats: Stats,
     tracer: Tracer,
     conns: Conns,
@@ -158,7 +163,11 @@ pub struct Engine {
     /// Connections whose reads were cut short (budget) or are waiting to
     /// read again now that they want to.
     unread: Vec<ConnId>,
-    published: Vec<Rc<Message>>,
+    /// Tickets appended during the current session call.
+    appended: Vec<Ticket>,
+    /// Appends waiting for their commit: the connection (slot and serial
+    /// number, since slots are reused) to hand it to.
+    pending: HashMap<Ticket, (ConnId, u64)>,
     /// Bytes held by messages being assembled (`--assembly-memory`).
     assembly: Assembly,
     /// permessage-deflate compressors, shared by every connection.
@@ -194,22 +203,27 @@ impl Engine {
     /// An engine started at `now` whose hub ids begin with `epoch` (the
     /// shell chooses it, so that a replay can give the same one).
     pub fn new(config: Config, epoch: &str, now: Instant) -> Engine {
-        let hub = MemoryHub::new(epoch, config.history, config.history_ttl)
-            .with_limits(config.history_memory, config.max_topics);
-        Engine::with_hub(config, Box::new(hub), now)
+        let log = MemoryLog::with_bounds(
+            epoch,
+            config.history,
+            config.history_ttl,
+            config.history_memory,
+            config.max_topics,
+        );
+        let hub = Hub::new(Box::new(log), config.max_topics);
+        Engine::with_hub(config, hub, now)
     }
 
     /// [`Engine::new`] with the hub's hash key given rather than random:
     /// what `--record` writes down and a replay gives back.
     pub fn new_keyed(config: Config, epoch: &str, hash_key: u64, now: Instant) -> Engine {
-        let hub = MemoryHub::new(epoch, config.history, config.history_ttl)
-            .with_limits(config.history_memory, config.max_topics)
-            .with_hash_key(hash_key);
-        Engine::with_hub(config, Box::new(hub), now)
+        let mut engine = Engine::new(config, epoch, now);
+        engine.hub.log_mut().history_mut().set_hash_key(hash_key);
+        engine
     }
 
     /// An engine on a hub made by the caller.
-    pub fn with_hub(config: Config, hub: Box<dyn Hub>, now: Instant) -> Engine {
+    pub fn with_hub(config: Config, hub: Hub, now: Instant) -> Engine {
         let tracer = Tracer {
             enabled: config.trace,
             ..Tracer::default()
@@ -224,7 +238,8 @@ impl Engine {
             wall_origin_ms: 0,
             dirty: Vec::new(),
             unread: Vec::new(),
-            published: Vec::new(),
+            appended: Vec::new(),
+            pending: HashMap::new(),
             assembly: Assembly::new(config.assembly_memory),
             deflate: Deflate::default(),
             fanout: VecDeque::new(),
@@ -248,8 +263,14 @@ impl Engine {
         &self.stats
     }
 
-    pub fn hub(&self) -> &dyn Hub {
-        &*self.hub
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    /// The hub, for a log driver's events (then [`Engine::handle_log`])
+    /// and for tests.
+    pub fn hub_mut(&mut self) -> &mut Hub {
+        &mut self.hub
     }
 
     /// The budget for messages being assembled (`--assembly-memory`).
@@ -293,6 +314,7 @@ impl Engine {
             Input::Timeout => self.handle_timeout(now, io),
             Input::EndTurn => self.end_turn(now, io),
             Input::Shutdown => self.handle_shutdown(now, io),
+            Input::Log(event) => self.handle_log_event(now, event, io),
         }
     }
 
@@ -452,21 +474,85 @@ impl Engine {
         self.mark_dirty(conn);
     }
 
-    /// Another node's message, or one published from outside any connection
-    /// (tests): stored and fanned out like a connection's publish.
+    /// What the log's I/O driver heard: commits it brings are answered and
+    /// fanned out now.
+    pub fn handle_log_event(&mut self, now: Instant, event: LogEvent, io: &mut impl Io) {
+        self.hub.log_mut().handle_event(event, now);
+        self.handle_log(now, io);
+    }
+
+    /// What the log's I/O driver must do next, if anything (call until
+    /// `None` after every turn).
+    pub fn poll_log_output(&mut self) -> Option<LogOutput> {
+        self.hub.log_mut().poll_output()
+    }
+
+    /// A message published from outside any connection (tests, tools):
+    /// appended to the log and fanned out when it commits, like a
+    /// connection's publish.
     pub fn handle_publish(
         &mut self,
         now: Instant,
         topic: &str,
         data: &str,
         io: &mut impl Io,
-    ) -> Result<Rc<Message>, HubError> {
-        let msg = self.hub.publish(topic, data, now)?;
-        self.fanout.push_back(msg.clone());
+    ) -> Result<Ticket, HubError> {
+        let ticket = self.hub.append(topic, data, now)?;
+        self.handle_log(now, io);
+        Ok(ticket)
+    }
+
+    /// The log may have commits to hand out (its driver fed it, or a
+    /// publish appended): answer their publishers, fan them out, and write.
+    pub fn handle_log(&mut self, now: Instant, io: &mut impl Io) {
+        self.collect_commits(now, io);
         if !self.fanning_out {
             self.run_fan_out(now, io);
         }
-        Ok(msg)
+    }
+
+    /// Hands every commit the log has to the connection that appended it
+    /// (if it is still there) and queues the committed messages for the
+    /// fan-out, in id order.
+    fn collect_commits(&mut self, now: Instant, io: &mut impl Io) {
+        while let Some(Commit { ticket, outcome }) = self.hub.poll_commit() {
+            let publisher = ticket.and_then(|t| Some((t, self.pending.remove(&t)?)));
+            if let Some((ticket, (conn, serial))) = publisher {
+                let answered = self
+                    .with_session(conn, now, |s, ctx| {
+                        if s.serial != serial {
+                            return false;
+                        }
+                        s.handle_commit(ticket, &outcome, ctx);
+                        true
+                    })
+                    .unwrap_or(false);
+                if answered {
+                    // Its answer may have let pipelined requests append more.
+                    self.take_appended(conn);
+                    self.settle(conn, now, io);
+                    if !self.fanning_out && outcome.is_ok() {
+                        // The publisher's answer goes first, not after a
+                        // large release.
+                        self.write_now(conn, now, io);
+                    }
+                }
+            }
+            if let Ok(msg) = outcome {
+                self.fanout.push_back(msg);
+            }
+        }
+    }
+
+    /// Notes who appended the tickets of the last session call.
+    fn take_appended(&mut self, conn: ConnId) {
+        if self.appended.is_empty() {
+            return;
+        }
+        let serial = self.conns.get(conn).map_or(0, |c| c.session.serial);
+        for ticket in self.appended.drain(..) {
+            self.pending.insert(ticket, (conn, serial));
+        }
     }
 
     /// Fires every deadline due at `now`, and sweeps expired history once
@@ -482,6 +568,10 @@ impl Engine {
         if now >= self.next_expiry {
             self.hub.expire(now);
             self.next_expiry = now + EXPIRY_INTERVAL;
+        }
+        if self.hub.log().poll_at().is_some_and(|at| now >= at) {
+            self.hub.log_mut().handle_timeout(now);
+            self.handle_log(now, io);
         }
     }
 
@@ -524,6 +614,7 @@ impl Engine {
             self.timers.next_deadline(),
             self.shutdown_deadline,
             Some(self.next_expiry),
+            self.hub.log().poll_at(),
         ]
         .into_iter()
         .flatten()
@@ -541,10 +632,10 @@ impl Engine {
         let mut ctx = Ctx {
             now,
             config: &self.config,
-            hub: &mut *self.hub,
+            hub: &mut self.hub,
             stats: &mut self.stats,
             tracer: &mut self.tracer,
-            published: &mut self.published,
+            appended: &mut self.appended,
             assembly: &mut self.assembly,
             deflate: &mut self.deflate,
             started: self.started,
@@ -564,14 +655,11 @@ impl Engine {
     /// while the rest of a large release is still being built gets the first
     /// responses out without waiting for the last to be made.
     fn after_session_call(&mut self, conn: ConnId, now: Instant, io: &mut impl Io) {
-        self.fanout.extend(self.published.drain(..));
+        self.take_appended(conn);
         self.settle(conn, now, io);
+        self.collect_commits(now, io);
         if self.fanning_out {
             return;
-        }
-        if !self.fanout.is_empty() {
-            // The publisher's answer goes first, not after a large release.
-            self.write_now(conn, now, io);
         }
         self.run_fan_out(now, io);
     }
@@ -593,8 +681,9 @@ impl Engine {
                         parked
                     })
                     .unwrap_or(false);
-                self.fanout.extend(self.published.drain(..));
+                self.take_appended(sub);
                 self.settle(sub, now, io);
+                self.collect_commits(now, io);
                 if parked {
                     self.write_now(sub, now, io);
                 }

@@ -203,6 +203,7 @@ mod tests {
         s.handle_input(&req[..200 * KIB], &mut rig.ctx());
         assert!(rig.assembly.used() > 100 * KIB);
         s.handle_input(&req[200 * KIB..], &mut rig.ctx());
+        rig.commit_to(&mut s);
         let (head, _) = split_head(&s.output().take_all());
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         assert_eq!(rig.assembly.used(), 0);

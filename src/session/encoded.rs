@@ -168,7 +168,7 @@ pub fn cached_bytes(msg: &Message) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::{Hub, MemoryHub};
+    use crate::hub::Hub;
     use crate::timers::Instant;
     use std::time::Duration;
 
@@ -191,7 +191,7 @@ mod tests {
 
     #[test]
     fn forms_are_shared_during_the_fan_out() {
-        let mut hub = MemoryHub::new("e1", 8, Duration::from_secs(60));
+        let mut hub = Hub::memory("e1", 8, Duration::from_secs(60));
         let msg = hub.publish("a", "hi\nthere", Instant::ZERO).unwrap();
         let first = every_form(&msg);
         let again = every_form(&msg);
@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn the_compressed_frame_is_made_once_shared_and_released() {
-        let mut hub = MemoryHub::new("e1", 8, Duration::from_secs(60));
+        let mut hub = Hub::memory("e1", 8, Duration::from_secs(60));
         let msg = hub
             .publish("a", &"hello, compressed world ".repeat(20), Instant::ZERO)
             .unwrap();
@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn no_form_is_kept_after_the_fan_out_whatever_the_content() {
-        let mut hub = MemoryHub::new("e1", 8, Duration::from_secs(60));
+        let mut hub = Hub::memory("e1", 8, Duration::from_secs(60));
         let data = hostile();
         let msg = hub.publish("a", &data, Instant::ZERO).unwrap();
         let forms = every_form(&msg);

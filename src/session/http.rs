@@ -10,6 +10,7 @@ use super::routing::{route, Route, Routed};
 use super::{Ctx, Lifecycle, Refusal, Session, State};
 use crate::clients;
 use crate::config::MAX_HEAD_BYTES;
+use crate::hub::{HubError, Message, Ticket};
 use crate::stats::Transport;
 use crate::wire::http1::{
     self, find_head_end, parse_head, BodyDecoder, BodyFraming, BodyStatus, HeadEnd, Method,
@@ -40,6 +41,13 @@ impl ReqInfo {
             head_only: head.method == Method::Head,
         }
     }
+}
+
+/// A `POST /publish` whose message waits for the log's commit.
+#[derive(Debug)]
+pub struct Pending {
+    pub(super) ticket: Ticket,
+    req: ReqInfo,
 }
 
 impl Session {
@@ -375,14 +383,41 @@ impl Session {
             let refusal = Refusal::new(400, "message is not UTF-8");
             return self.refuse(refusal, !req.keep_alive, ctx);
         };
-        match ctx.hub.publish(&topic, &data, ctx.now) {
+        match ctx.hub.append(&topic, &data, ctx.now) {
+            Ok(ticket) => {
+                // Answered when the message commits, with its id.
+                ctx.appended.push(ticket);
+                self.state = State::Publishing(Pending { ticket, req });
+            }
+            Err(e) => self.refuse(e.into(), !req.keep_alive, ctx),
+        }
+    }
+
+    /// The message of the pending `POST /publish` committed (its id is the
+    /// answer) or was refused by the log.
+    pub(super) fn publish_committed(
+        &mut self,
+        outcome: &Result<Rc<Message>, HubError>,
+        ctx: &mut Ctx,
+    ) {
+        let State::Publishing(Pending { req, .. }) = self.state else {
+            return;
+        };
+        match outcome {
             Ok(msg) => {
                 ctx.stats.messages_published += 1;
                 let reply = json::publish_reply(&msg.topic, &msg.id);
-                ctx.published.push(msg);
                 self.respond_bytes(req, 200, "application/json", &[], &reply, ctx);
             }
-            Err(e) => self.refuse(e.into(), !req.keep_alive, ctx),
+            Err(e) => self.refuse(e.clone().into(), !req.keep_alive, ctx),
+        }
+    }
+
+    /// The server is shutting down while a publish waits for its commit:
+    /// its answer will close the connection.
+    pub(super) fn publishing_then_close(&mut self) {
+        if let State::Publishing(pending) = &mut self.state {
+            pending.req.keep_alive = false;
         }
     }
 

@@ -72,7 +72,7 @@ use std::time::Duration;
 
 use crate::clients::Clients;
 use crate::config::{Config, MAX_PIPELINED_BYTES};
-use crate::hub::{Hub, Message, SubscriberId};
+use crate::hub::{Hub, HubError, Message, SubscriberId, Ticket};
 use crate::stats::{Stats, TraceEvent, Tracer, Transport};
 use crate::timers::Instant;
 use crate::wire::http1::{BodyDecoder, RequestHead};
@@ -92,11 +92,13 @@ pub struct Ctx<'a> {
     /// The time of this loop turn.
     pub now: Instant,
     pub config: &'a Config,
-    pub hub: &'a mut dyn Hub,
+    pub hub: &'a mut Hub,
     pub stats: &'a mut Stats,
     pub tracer: &'a mut Tracer,
-    /// Messages published during the call; the loop fans them out after it.
-    pub published: &'a mut Vec<Rc<Message>>,
+    /// Tickets of the messages appended to the log during the call: the
+    /// engine hands each commit back to the connection that appended it
+    /// ([`Session::handle_commit`]) and fans out what committed.
+    pub appended: &'a mut Vec<Ticket>,
     /// The server-wide budget for messages being assembled.
     pub assembly: &'a mut Assembly,
     /// The server's permessage-deflate compressors.
@@ -201,6 +203,10 @@ pub(crate) enum State {
     WebSocket(Box<websocket::WsConn>),
     /// `GET /trace`: an SSE stream of socket events.
     Trace(trace::Watch),
+    /// `POST /publish` appended its message: the answer waits for the
+    /// log's commit ([`Session::handle_commit`]); pipelined requests wait
+    /// behind it.
+    Publishing(http::Pending),
 }
 
 /// One client connection.
@@ -465,6 +471,9 @@ impl Session {
             Lifecycle::Open => {}
         }
         match &self.state {
+            // The publish is answered when it commits, then the connection
+            // finishes (`process_input` ends with `finish_after_eof`).
+            State::Publishing(_) => {}
             // A parked client that hangs up is gone: drop the hold.
             State::LongPoll(_) => {
                 self.end_hold_dropped(ctx);
@@ -493,7 +502,30 @@ impl Session {
             }
             State::Sse(_) => self.sse_message(msg, ctx),
             State::WebSocket(_) => self.ws_message(msg, ctx),
-            State::Head { .. } | State::Body { .. } | State::Trace(_) => {}
+            State::Head { .. } | State::Body { .. } | State::Trace(_) | State::Publishing(_) => {}
+        }
+    }
+
+    /// The log answered `ticket`, an append this connection made: a
+    /// `POST /publish` gets its response now and the requests pipelined
+    /// behind it go on; a `/ws` message that failed to commit closes the
+    /// WebSocket (`1013`: try again later).
+    pub fn handle_commit(
+        &mut self,
+        ticket: Ticket,
+        outcome: &Result<Rc<Message>, HubError>,
+        ctx: &mut Ctx,
+    ) {
+        if self.lifecycle != Lifecycle::Open {
+            return;
+        }
+        match &self.state {
+            State::Publishing(pending) if pending.ticket == ticket => {
+                self.publish_committed(outcome, ctx);
+                self.process_input(ctx);
+            }
+            State::WebSocket(_) => self.ws_commit(outcome, ctx),
+            _ => {}
         }
     }
 
@@ -566,6 +598,8 @@ impl Session {
             State::Head { deadline, .. } => *deadline,
             State::Body { deadline, .. } => Some(*deadline),
             State::LongPoll(hold) => Some(hold.deadline),
+            // The log times out what it cannot commit.
+            State::Publishing(_) => None,
             State::Sse(stream) => stream.next_deadline(),
             State::WebSocket(ws) => ws.next_deadline(),
             State::Trace(watch) => Some(watch.heartbeat_at),
@@ -621,6 +655,12 @@ impl Session {
         match self.state {
             State::LongPoll(_) => self.release_hold(long_poll::Release::Shutdown, ctx),
             State::WebSocket(_) => self.ws_shutdown(ctx),
+            State::Publishing(_) => {
+                // Answered when it commits (within the shutdown grace),
+                // then the connection closes.
+                self.publishing_then_close();
+                return;
+            }
             _ => {}
         }
         if self.lifecycle == Lifecycle::Open {
@@ -699,7 +739,11 @@ impl Session {
             let progressed = match self.state {
                 State::Head { .. } => self.step_head(ctx),
                 State::Body { .. } => self.step_body(ctx),
-                State::LongPoll(_) | State::Sse(_) | State::WebSocket(_) | State::Trace(_) => false,
+                State::LongPoll(_)
+                | State::Sse(_)
+                | State::WebSocket(_)
+                | State::Trace(_)
+                | State::Publishing(_) => false,
             };
             if !progressed {
                 break;
@@ -719,6 +763,10 @@ impl Session {
     /// that the last request opened is dropped, as in [`Session::handle_eof`].
     fn finish_after_eof(&mut self, ctx: &mut Ctx) {
         if self.lifecycle != Lifecycle::Open {
+            return;
+        }
+        if let State::Publishing(_) = self.state {
+            // The answer comes with the commit; finish after it.
             return;
         }
         if let State::LongPoll(_) = self.state {
@@ -759,13 +807,13 @@ mod tests {
     //! Regressions found by the `session` fuzz target (see docs/testing.md).
 
     use super::*;
-    use crate::hub::MemoryHub;
+    use crate::hub::Hub;
     use crate::testkit::Rig;
 
     /// A rig whose hub keeps 8 messages a topic, tracing off.
     fn rig(config: Config) -> Rig {
         let mut rig = Rig::new(config);
-        rig.hub = MemoryHub::new("e1", 8, rig.config.history_ttl);
+        rig.hub = Hub::memory("e1", 8, rig.config.history_ttl);
         rig.tracer = Tracer::default();
         rig
     }
@@ -819,10 +867,10 @@ mod tests {
         let mut s = Session::new(1, Instant::ZERO, &rig.config);
         let req = b"POST /publish?topic=c HTTP/1.1\r\nHost: t\r\n\
                     Expect: 100-continue\r\nContent-Length: 0\r\n\r\n";
-        let mut c = rig.ctx();
-        s.handle_input(req, &mut c);
+        s.handle_input(req, &mut rig.ctx());
         assert_eq!(s.output().take_all(), crate::wire::http1::CONTINUE);
-        assert!(!s.handle_flushed(&mut c));
+        assert!(!s.handle_flushed(&mut rig.ctx()));
+        rig.commit_to(&mut s);
         let answer = s.output().take_all();
         assert!(answer.starts_with(b"HTTP/1.1 200 OK"), "{answer:?}");
     }

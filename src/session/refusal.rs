@@ -76,10 +76,17 @@ impl From<ParamError> for Refusal {
     }
 }
 
-/// An invalid topic (`400`) or a full hub (`503`).
+/// An invalid topic (`400`), a full hub (`503`), a log that cannot take
+/// the message now (`503` with `Retry-After`), a full disk (`507`).
 impl From<HubError> for Refusal {
     fn from(e: HubError) -> Refusal {
-        Refusal::new(e.status(), e.to_string())
+        let refusal = Refusal::new(e.status(), e.to_string());
+        match e {
+            HubError::Unavailable {
+                retry_after_secs, ..
+            } => refusal.with_header("Retry-After", retry_after_secs.to_string()),
+            _ => refusal,
+        }
     }
 }
 

@@ -366,13 +366,12 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    //! A session driven by hand: a `MemoryHub`, a virtual clock and no
+    //! A session driven by hand: a memory hub (`Hub::memory`), a virtual clock and no
     //! socket. Fan-out is what the event loop does after a publish: call
     //! `handle_message` on each subscriber.
 
     use super::*;
     use crate::config::Config;
-    use crate::hub::Hub;
     use crate::stats::Counters;
     use crate::testkit::{ms, split_head, Rig};
     use crate::wire::sse::{Decoded, Event, Parser};
@@ -628,6 +627,9 @@ mod tests {
         let input = "POST /publish?topic=a HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi\
                      GET /events?topic=a&since=0 HTTP/1.1\r\nHost: t\r\n\r\n";
         s.handle_input(input.as_bytes(), &mut rig.ctx());
+        // The publish is answered when it commits; the stream is opened
+        // then.
+        rig.commit_to(&mut s);
         let published = std::mem::take(&mut rig.published);
         assert_eq!(published.len(), 1);
         s.handle_message(&published[0], &mut rig.ctx());

@@ -27,7 +27,7 @@ impl Subscription {
     /// hub refuses one (too many topics), the topics already joined are left
     /// again and the refusal returned.
     pub fn join(
-        hub: &mut dyn Hub,
+        hub: &mut Hub,
         sub: SubscriberId,
         topics: Vec<Rc<str>>,
     ) -> Result<Subscription, HubError> {
@@ -48,12 +48,7 @@ impl Subscription {
     /// The kept messages after `cursor` (none without one: "from now on"),
     /// counted as given: later calls of [`Subscription::take_new`] skip
     /// them and everything published before this read.
-    pub fn read_backlog(
-        &mut self,
-        hub: &mut dyn Hub,
-        cursor: Option<&Cursor>,
-        now: Instant,
-    ) -> Batch {
+    pub fn read_backlog(&mut self, hub: &mut Hub, cursor: Option<&Cursor>, now: Instant) -> Batch {
         let batch = hub.read(&self.topics, cursor.unwrap_or(&Cursor::Now), now);
         let last_replayed = batch.messages.last().map_or(0, |m| m.seq);
         self.last_seq = batch.next_seq.max(last_replayed);
@@ -82,7 +77,7 @@ impl Subscription {
     }
 
     /// Removes `sub` from the subscribers of every topic joined.
-    pub fn leave(&self, hub: &mut dyn Hub, sub: SubscriberId) {
+    pub fn leave(&self, hub: &mut Hub, sub: SubscriberId) {
         for topic in &self.topics {
             hub.unsubscribe(topic, sub);
         }
@@ -94,7 +89,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::hub::{MemoryHub, DEFAULT_HISTORY_MEMORY};
+    use crate::hub::{Hub, DEFAULT_HISTORY_MEMORY};
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -102,7 +97,7 @@ mod tests {
         names.iter().map(|&n| Rc::from(n)).collect()
     }
 
-    fn subscribers(hub: &MemoryHub, topic: &str) -> Vec<SubscriberId> {
+    fn subscribers(hub: &Hub, topic: &str) -> Vec<SubscriberId> {
         let mut out = Vec::new();
         hub.subscribers(topic, &mut out);
         out
@@ -110,7 +105,7 @@ mod tests {
 
     #[test]
     fn joining_adds_the_subscriber_to_every_topic_and_leaving_removes_it() {
-        let mut hub = MemoryHub::new("e1", 8, HOUR);
+        let mut hub = Hub::memory("e1", 8, HOUR);
         let s = Subscription::join(&mut hub, 7, topics(&["a", "b"])).unwrap();
         assert_eq!(subscribers(&hub, "a"), [7]);
         assert_eq!(subscribers(&hub, "b"), [7]);
@@ -121,7 +116,7 @@ mod tests {
 
     #[test]
     fn a_refused_topic_leaves_the_ones_already_joined() {
-        let mut hub = MemoryHub::new("e1", 8, HOUR).with_limits(DEFAULT_HISTORY_MEMORY, 2);
+        let mut hub = Hub::memory_bounded("e1", 8, HOUR, DEFAULT_HISTORY_MEMORY, 2);
         hub.subscribe("t0", 1).unwrap();
         // One slot left: "new1" takes it, "new2" is refused.
         let err = Subscription::join(&mut hub, 2, topics(&["t0", "new1", "new2"])).unwrap_err();
@@ -133,7 +128,7 @@ mod tests {
 
     #[test]
     fn the_backlog_is_not_given_again() {
-        let mut hub = MemoryHub::new("e1", 8, HOUR);
+        let mut hub = Hub::memory("e1", 8, HOUR);
         let m1 = hub.publish("a", "1", Instant::ZERO).unwrap();
         let m2 = hub.publish("a", "2", Instant::ZERO).unwrap();
         let mut s = Subscription::join(&mut hub, 1, topics(&["a"])).unwrap();
@@ -148,7 +143,7 @@ mod tests {
 
     #[test]
     fn without_a_cursor_only_later_messages_are_new() {
-        let mut hub = MemoryHub::new("e1", 8, HOUR);
+        let mut hub = Hub::memory("e1", 8, HOUR);
         let old = hub.publish("a", "old", Instant::ZERO).unwrap();
         let mut s = Subscription::join(&mut hub, 1, topics(&["a"])).unwrap();
         let batch = s.read_backlog(&mut hub, None, Instant::ZERO);

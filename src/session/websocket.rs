@@ -76,7 +76,7 @@ use super::encoded;
 use super::routing::Route;
 use super::subscription::Subscription;
 use super::{Ctx, Lifecycle, Refusal, Session, State};
-use crate::hub::{Batch, Message};
+use crate::hub::{Batch, HubError, Message};
 use crate::stats::Transport;
 use crate::timers::Instant;
 use crate::wire::http1::{RequestHead, Version};
@@ -475,13 +475,31 @@ impl Session {
         if let Err(why) = publish.check(&topic, ctx.unix_secs()) {
             return self.ws_close_first(CloseCode::POLICY, why, ctx);
         }
-        match ctx.hub.publish(&topic, &data, ctx.now) {
-            Ok(msg) => {
-                ctx.stats.messages_published += 1;
-                ctx.published.push(msg);
-            }
-            Err(_) => self.ws_close_first(CloseCode::INTERNAL, "publish failed", ctx),
+        match ctx.hub.append(&topic, &data, ctx.now) {
+            // Fanned out, to this connection too if it subscribes, when it
+            // commits; only a failure comes back here (`ws_commit`).
+            Ok(ticket) => ctx.appended.push(ticket),
+            Err(e) => self.ws_publish_failed(&e, ctx),
         }
+    }
+
+    /// A message this connection published committed, or failed to.
+    pub(super) fn ws_commit(&mut self, outcome: &Result<Rc<Message>, HubError>, ctx: &mut Ctx) {
+        match outcome {
+            Ok(_) => ctx.stats.messages_published += 1,
+            Err(e) => self.ws_publish_failed(e, ctx),
+        }
+    }
+
+    /// The log refused a message: the client learns it from the close code,
+    /// `1013` (try again later) when the log is busy or unreachable, `1011`
+    /// otherwise, and reconnects with its cursor.
+    fn ws_publish_failed(&mut self, e: &HubError, ctx: &mut Ctx) {
+        let code = match e {
+            HubError::Unavailable { .. } | HubError::TooManyTopics => CloseCode::TRY_AGAIN_LATER,
+            HubError::InvalidTopic | HubError::StorageFull => CloseCode::INTERNAL,
+        };
+        self.ws_close_first(code, "publish failed", ctx)
     }
 
     /// Queues one unfragmented data frame: a small `payload` is copied

@@ -20,6 +20,7 @@ fn rig(allow: &[&str]) -> Rig {
 fn answer(rig: &mut Rig, req: &str) -> Vec<u8> {
     let mut s = Session::new(1, Instant::ZERO, &rig.config);
     s.handle_input(req.as_bytes(), &mut rig.ctx());
+    rig.commit_to(&mut s);
     s.output().take_all()
 }
 

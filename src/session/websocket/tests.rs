@@ -1,4 +1,4 @@
-//! A WebSocket session driven by hand: a `MemoryHub`, a virtual clock and
+//! A WebSocket session driven by hand: a memory hub (`Hub::memory`), a virtual clock and
 //! no socket. Client frames are masked with `encode_masked_frame`; what the
 //! server writes is read back with the codec in the client role, which
 //! refuses masked frames, so every test also checks that the server never
@@ -6,7 +6,6 @@
 
 use super::*;
 use crate::config::Config;
-use crate::hub::Hub;
 use crate::stats::Counters;
 use crate::testkit::{self, ms, Rig};
 use crate::wire::websocket::{encode_masked_frame, ControlOpcode};
@@ -77,6 +76,7 @@ impl WsRig for Rig {
 
     fn send(&mut self, s: &mut Session, frame: &[u8]) {
         s.handle_input(frame, &mut self.ctx());
+        self.commit_to(s);
     }
 
     fn fan_out(&mut self, sessions: &mut [&mut Session]) {

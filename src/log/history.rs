@@ -1,22 +1,22 @@
 //! The in-memory message log: every topic's kept history, what was evicted
 //! from it, and the server-wide bounds on both. Pure data, like the hub:
 //! time comes in as an argument. Subscribers are none of its business
-//! ([`super::MemoryHub`] keeps them apart).
+//! ([`crate::hub::Registry`] keeps them apart).
 //!
 //! # What is kept, and for how long
 //!
 //! A topic keeps its last `--history` messages for at most `--history-ttl`,
 //! and all topics together keep at most `--history-memory` bytes
-//! ([`MemoryLog::history_bytes`], accounted as [`Message::kept_cost`] per
+//! ([`History::history_bytes`], accounted as [`Message::kept_cost`] per
 //! message plus the eviction records and per-topic overhead below). Past the
 //! byte budget, or when a new topic needs a slot and `--max-topics` topics
 //! already keep messages, the oldest kept message of the whole log goes
-//! first, whatever its topic: one queue in id order ([`MemoryLog::order`])
+//! first, whatever its topic: one queue in id order ([`History::order`])
 //! makes that O(1), and makes the TTL sweep cost what it evicts.
 //!
 //! A topic whose last message was evicted keeps only its eviction record,
 //! for one more TTL (so `missed` stays exact for readers that come back in
-//! that time), then [`MemoryLog::expire`] reclaims it. Such topics go first,
+//! that time), then [`History::expire`] reclaims it. Such topics go first,
 //! before any kept message, when the byte budget or a new topic needs room:
 //! no table fills for good, and nothing the log holds escapes the budget.
 //!
@@ -50,21 +50,21 @@ pub const FORGOTTEN_BUCKETS: usize = 4096;
 const RECORD_COST: usize = size_of::<u64>();
 
 /// Bytes a kept topic costs beyond its name and records: its state, its
-/// slot in the table, its entries in [`MemoryLog::emptied`] (at most two)
+/// slot in the table, its entries in [`History::emptied`] (at most two)
 /// and the allocator's headers.
 const TOPIC_OVERHEAD: usize =
     size_of::<TopicLog>() + size_of::<Rc<str>>() + 2 * size_of::<Emptied>() + 64;
 
-/// One kept message in [`MemoryLog::order`]. Entries of messages evicted
+/// One kept message in [`History::order`]. Entries of messages evicted
 /// from their topic by other means (the per-topic bound) stay until they
-/// reach the front or a compaction: [`MemoryLog::is_kept`] tells.
+/// reach the front or a compaction: [`History::is_kept`] tells.
 struct Kept {
     seq: u64,
     at: Instant,
     topic: Rc<str>,
 }
 
-/// A topic whose history emptied at `at`, in [`MemoryLog::emptied`].
+/// A topic whose history emptied at `at`, in [`History::emptied`].
 struct Emptied {
     at: Instant,
     topic: Rc<str>,
@@ -106,7 +106,7 @@ impl TopicLog {
 }
 
 /// Every topic's history, bounded per topic and server-wide.
-pub struct MemoryLog {
+pub struct History {
     /// Messages kept per topic (`--history`); 0 keeps none.
     capacity: usize,
     ttl: Duration,
@@ -127,15 +127,15 @@ pub struct MemoryLog {
     /// Evictions of reclaimed topics, by bucket (see the module docs).
     forgotten: Box<[u64]>,
     /// The key of the bucket hash: random unless set (a replay sets the
-    /// recorded one, [`MemoryLog::set_hash_key`]).
+    /// recorded one, [`History::set_hash_key`]).
     bucket_key: u64,
 }
 
-impl MemoryLog {
+impl History {
     /// A log keeping `capacity` messages per topic for at most `ttl`, at
     /// most `memory_limit` bytes and `max_topics` topics in all.
     pub fn new(capacity: usize, ttl: Duration, memory_limit: usize, max_topics: usize) -> Self {
-        MemoryLog {
+        History {
             capacity,
             ttl,
             memory_limit,
@@ -459,7 +459,7 @@ impl MemoryLog {
 }
 
 #[cfg(test)]
-impl MemoryLog {
+impl History {
     /// The accounted bytes recomputed from scratch.
     fn recount(&self) -> usize {
         self.topics
@@ -475,14 +475,14 @@ impl MemoryLog {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Hub, MemoryHub};
     use super::*;
+    use crate::hub::Hub;
     use proptest::prelude::*;
 
     const TTL: Duration = Duration::from_secs(10);
 
-    fn hub(capacity: usize, memory: usize, max_topics: usize) -> MemoryHub {
-        MemoryHub::new("e1", capacity, TTL).with_limits(memory, max_topics)
+    fn hub(capacity: usize, memory: usize, max_topics: usize) -> Hub {
+        Hub::memory_bounded("e1", capacity, TTL, memory, max_topics)
     }
 
     fn t(s: &str) -> Vec<Rc<str>> {
@@ -515,7 +515,7 @@ mod tests {
         assert_eq!(hub.read(&t("a"), &after(0), at(11)).missed, 2, "exact");
         hub.expire(at(22));
         assert_eq!(hub.topic_count(), 0, "then the slot is free");
-        assert_eq!(hub.log().history_bytes(), 0);
+        assert_eq!(hub.history().history_bytes(), 0);
         let b = hub.read(&t("a"), &after(0), at(22));
         assert!(b.missed >= 1, "never silent");
         assert_eq!(hub.read(&t("a"), &after(2), at(22)).missed, 0);
@@ -533,16 +533,16 @@ mod tests {
         for topic in ["a", "b", "c"] {
             hub.publish(topic, "x", at(0)).unwrap();
         }
-        assert_eq!(hub.log().topic_count(), 3);
+        assert_eq!(hub.history().topic_count(), 3);
         // The messages go after a TTL, the eviction records after another.
         hub.expire(at(11));
-        assert_eq!(hub.log().topic_count(), 3);
+        assert_eq!(hub.history().topic_count(), 3);
         hub.expire(at(22));
-        assert_eq!(hub.log().topic_count(), 0);
+        assert_eq!(hub.history().topic_count(), 0);
         for topic in ["d", "e", "f"] {
             hub.publish(topic, "y", at(25)).unwrap();
         }
-        assert_eq!(hub.log().topic_count(), 3);
+        assert_eq!(hub.history().topic_count(), 3);
     }
 
     #[test]
@@ -551,7 +551,7 @@ mod tests {
         hub.publish("a", "1", at(0)).unwrap();
         hub.publish("b", "2", at(0)).unwrap();
         hub.publish("c", "3", at(0)).unwrap();
-        assert_eq!(hub.log().topic_count(), 2);
+        assert_eq!(hub.history().topic_count(), 2);
         assert_eq!((hub.kept("a"), hub.kept("b"), hub.kept("c")), (0, 1, 1));
         let b = hub.read(&t("a,b,c"), &after(0), at(0));
         assert_eq!(seqs(&b), [2, 3]);
@@ -580,8 +580,8 @@ mod tests {
         let mut hub = hub(100, 4 * cost + 2 * topic, 100);
         for (i, topic) in ["a", "b", "a", "b", "a", "b"].iter().enumerate() {
             hub.publish(topic, &data, at(i as u64)).unwrap();
-            assert!(hub.log().history_bytes() <= hub.log().memory_limit());
-            assert_eq!(hub.log().history_bytes(), hub.log().recount());
+            assert!(hub.history().history_bytes() <= hub.history().memory_limit());
+            assert_eq!(hub.history().history_bytes(), hub.history().recount());
         }
         // Messages 1 and 2 (one of each topic) made room for 5 and 6.
         let b = hub.read(&t("a,b"), &after(0), at(6));
@@ -599,7 +599,7 @@ mod tests {
         assert_eq!(m.seq, 1);
         assert_eq!(hub.kept("a"), 0);
         assert_eq!(hub.read(&t("a"), &after(0), at(0)).missed, 1);
-        assert!(hub.log().history_bytes() <= 500);
+        assert!(hub.history().history_bytes() <= 500);
     }
 
     proptest! {
@@ -644,7 +644,7 @@ mod tests {
                         prop_assert!(b.missed <= lost + 1);
                     }
                 }
-                let log = hub.log();
+                let log = hub.history();
                 prop_assert_eq!(log.history_bytes(), log.recount());
                 prop_assert!(log.history_bytes() <= memory.max(1) || log.kept_total() == 0);
                 prop_assert!(log.topic_count() <= max_topics);

@@ -1,0 +1,271 @@
+//! The engine behind the log seam, with a log that commits later: what a
+//! log on another process or on disk looks like to the engine. A publisher
+//! is answered only when its message commits, subscribers see only
+//! committed messages, pipelined requests wait behind the publish, and a
+//! failed commit reaches the publisher as `503` / close `1013`.
+
+use std::collections::VecDeque;
+
+use super::memory_tests::{open, upgrade, Sink, T0};
+use super::{Engine, Input};
+use crate::config::Config;
+use crate::hub::{
+    Commit, History, Hub, HubError, Log, LogEvent, LogOutput, Ticket, DEFAULT_HISTORY_MEMORY,
+    DEFAULT_MAX_TOPICS,
+};
+use crate::time::Instant;
+use crate::wire::websocket::{encode_masked_frame, DataOpcode, Opcode};
+
+/// A log that holds every append until its driver reports it synced, like
+/// a disk writer's fsync: ids are given at append, commits come with
+/// [`LogEvent::Synced`], and [`LogEvent::Down`] fails what waits.
+struct HeldLog {
+    seq: u64,
+    history: History,
+    /// Appended, not yet synced: (ticket, seq, topic, data, at).
+    waiting: VecDeque<(Ticket, u64, String, String, Instant)>,
+    commits: VecDeque<Commit>,
+    output: VecDeque<LogOutput>,
+}
+
+impl HeldLog {
+    fn new() -> HeldLog {
+        HeldLog {
+            seq: 0,
+            history: History::new(
+                16,
+                std::time::Duration::from_secs(60),
+                DEFAULT_HISTORY_MEMORY,
+                DEFAULT_MAX_TOPICS,
+            ),
+            waiting: VecDeque::new(),
+            commits: VecDeque::new(),
+            output: VecDeque::new(),
+        }
+    }
+}
+
+impl Log for HeldLog {
+    fn epoch(&self) -> &str {
+        "e1"
+    }
+
+    fn head(&self) -> u64 {
+        self.history_head()
+    }
+
+    fn append(
+        &mut self,
+        ticket: Ticket,
+        topic: &str,
+        data: &str,
+        now: Instant,
+    ) -> Result<(), HubError> {
+        self.seq += 1;
+        self.output.push_back(LogOutput::Write {
+            bytes: data.as_bytes().to_vec(),
+            seq: self.seq,
+        });
+        self.waiting
+            .push_back((ticket, self.seq, topic.into(), data.into(), now));
+        Ok(())
+    }
+
+    fn poll_commit(&mut self) -> Option<Commit> {
+        self.commits.pop_front()
+    }
+
+    fn history(&self) -> &History {
+        &self.history
+    }
+
+    fn history_mut(&mut self) -> &mut History {
+        &mut self.history
+    }
+
+    fn pending(&self) -> usize {
+        self.waiting.len()
+    }
+
+    fn handle_event(&mut self, event: LogEvent, _now: Instant) {
+        match event {
+            LogEvent::Synced { seq: upto } => {
+                while self.waiting.front().is_some_and(|w| w.1 <= upto) {
+                    let (ticket, seq, topic, data, at) = self.waiting.pop_front().unwrap();
+                    let id = crate::ids::format_id("e1", seq).into_boxed_str();
+                    let outcome = self.history.append(&topic, seq, id, &data, at);
+                    self.commits.push_back(Commit {
+                        ticket: Some(ticket),
+                        outcome,
+                    });
+                }
+            }
+            LogEvent::Down { why } => {
+                for (ticket, ..) in self.waiting.drain(..) {
+                    self.commits.push_back(Commit {
+                        ticket: Some(ticket),
+                        outcome: Err(HubError::Unavailable {
+                            retry_after_secs: 1,
+                            why: why.clone(),
+                        }),
+                    });
+                }
+            }
+            LogEvent::Received(_) | LogEvent::Up => {}
+        }
+    }
+
+    fn poll_output(&mut self) -> Option<LogOutput> {
+        self.output.pop_front()
+    }
+}
+
+impl HeldLog {
+    /// The newest committed id.
+    fn history_head(&self) -> u64 {
+        self.seq - self.waiting.len() as u64
+    }
+}
+
+fn engine() -> Engine {
+    let hub = Hub::new(Box::new(HeldLog::new()), DEFAULT_MAX_TOPICS);
+    Engine::with_hub(Config::default(), hub, T0)
+}
+
+fn text(io: &Sink, conn: usize) -> String {
+    String::from_utf8_lossy(io.written.get(&conn).map_or(&[][..], |v| v)).into_owned()
+}
+
+const PUBLISH: &str = "POST /publish?topic=a HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nhi";
+
+#[test]
+fn a_publish_is_answered_and_fanned_out_only_when_it_commits() {
+    let mut engine = engine();
+    let mut io = Sink::default();
+    let sub = open(
+        &mut engine,
+        &mut io,
+        "GET /events?topic=a HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    let before = text(&io, sub).len();
+    let publisher = open(&mut engine, &mut io, PUBLISH);
+    assert_eq!(text(&io, publisher), "", "no answer before the commit");
+    assert_eq!(text(&io, sub).len(), before, "no fan-out before the commit");
+    assert_eq!(engine.hub().usage().pending, 1);
+    // The driver performs what the log asks, then reports the sync.
+    let Some(LogOutput::Write { bytes, seq }) = engine.poll_log_output() else {
+        panic!("the log asks its driver to write the message");
+    };
+    assert_eq!((bytes.as_slice(), seq), (&b"hi"[..], 1));
+    assert!(engine.poll_log_output().is_none());
+    engine.handle(T0, Input::Log(LogEvent::Synced { seq: 1 }), &mut io);
+    engine.end_turn(T0, &mut io);
+    let answer = text(&io, publisher);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("\r\n\r\n{\"topic\":\"a\",\"id\":\"e1-1\"}"),
+        "{answer}"
+    );
+    assert!(text(&io, sub)[before..].contains("data: hi\n"));
+    assert_eq!(engine.hub().usage().pending, 0);
+    assert_eq!(engine.stats().messages_published, 1);
+}
+
+#[test]
+fn requests_pipelined_behind_a_publish_wait_for_its_commit() {
+    let mut engine = engine();
+    let mut io = Sink::default();
+    let conn = open(
+        &mut engine,
+        &mut io,
+        &format!("{PUBLISH}GET /poll?topic=a&since=0 HTTP/1.1\r\nHost: t\r\n\r\n"),
+    );
+    assert_eq!(text(&io, conn), "");
+    engine.handle_log_event(T0, LogEvent::Synced { seq: 1 }, &mut io);
+    engine.end_turn(T0, &mut io);
+    let out = text(&io, conn);
+    let publish = out
+        .find(r#"{"topic":"a","id":"e1-1"}"#)
+        .expect("publish answered");
+    let poll = out
+        .rfind(r#""data":"hi""#)
+        .expect("the poll sees the message");
+    assert!(publish < poll, "answers in request order: {out}");
+}
+
+#[test]
+fn a_failed_commit_is_a_503_with_retry_after_and_reaches_no_subscriber() {
+    let mut engine = engine();
+    let mut io = Sink::default();
+    let sub = open(
+        &mut engine,
+        &mut io,
+        "GET /events?topic=a HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    let before = text(&io, sub).len();
+    let publisher = open(&mut engine, &mut io, PUBLISH);
+    engine.handle_log_event(
+        T0,
+        LogEvent::Down {
+            why: "disk gone".into(),
+        },
+        &mut io,
+    );
+    engine.end_turn(T0, &mut io);
+    let answer = text(&io, publisher);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("Retry-After: 1\r\n"), "{answer}");
+    assert!(answer.contains("disk gone"), "{answer}");
+    assert_eq!(text(&io, sub).len(), before);
+}
+
+#[test]
+fn a_websocket_whose_message_fails_to_commit_is_closed_1013() {
+    let mut engine = engine();
+    let mut io = Sink::default();
+    let ws = open(&mut engine, &mut io, &upgrade("/ws?topic=a"));
+    let before = text(&io, ws).len();
+    let mut frame = Vec::new();
+    encode_masked_frame(
+        Opcode::Data(DataOpcode::Text),
+        true,
+        [1, 2, 3, 4],
+        b"hi",
+        &mut frame,
+    );
+    engine.handle_read(T0, ws, &frame, true, &mut io);
+    engine.end_turn(T0, &mut io);
+    assert_eq!(text(&io, ws).len(), before, "nothing before the commit");
+    engine.handle_log_event(T0, LogEvent::Down { why: "down".into() }, &mut io);
+    engine.end_turn(T0, &mut io);
+    let out = io.written[&ws][before..].to_vec();
+    // A close frame: 0x88, length, then the code 1013 (0x03f5).
+    assert_eq!(out[0], 0x88, "{out:?}");
+    assert_eq!(&out[2..4], &1013u16.to_be_bytes());
+}
+
+#[test]
+fn a_commit_whose_publisher_left_is_still_fanned_out_and_answers_nobody_else() {
+    let mut engine = engine();
+    let mut io = Sink::default();
+    let sub = open(
+        &mut engine,
+        &mut io,
+        "GET /events?topic=a HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    let before = text(&io, sub).len();
+    let publisher = open(&mut engine, &mut io, PUBLISH);
+    engine.handle_reset(T0, publisher, &mut io);
+    // A new connection takes the slot and waits for a request of its own.
+    let next = open(&mut engine, &mut io, "");
+    assert_eq!(next, publisher, "the slot is reused");
+    io.written.remove(&next);
+    engine.handle_log_event(T0, LogEvent::Synced { seq: 1 }, &mut io);
+    engine.end_turn(T0, &mut io);
+    assert!(text(&io, sub)[before..].contains("data: hi\n"));
+    assert_eq!(
+        text(&io, next),
+        "",
+        "the answer is not given to the slot's new owner"
+    );
+}
