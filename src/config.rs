@@ -82,6 +82,13 @@ pub struct Config {
     /// past it the oldest messages of the whole hub are evicted (readers
     /// are told how many they `missed`). See `hub::Message::kept_cost`.
     pub history_memory: usize,
+    /// `--data-dir`: keep the log in this directory (the file log: a
+    /// publish is answered once its record is on disk, and the history is
+    /// read back at start). `None`: the log is in memory only.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// `--segment-size`: the file log starts a new segment past this many
+    /// bytes.
+    pub segment_size: u64,
     /// Most topics with kept messages, and most with subscribers
     /// (`--max-topics`). A publish to a new topic past it evicts the oldest
     /// history; a subscription to a new topic past it gets `503`.
@@ -169,6 +176,8 @@ impl Default for Config {
             history: 1024,
             history_ttl: Duration::from_secs(3600),
             history_memory: crate::hub::DEFAULT_HISTORY_MEMORY,
+            data_dir: None,
+            segment_size: crate::file_log::disk::DEFAULT_SEGMENT_BYTES,
             max_topics: crate::hub::DEFAULT_MAX_TOPICS,
             assembly_memory: 64 * 1024 * 1024,
             max_message: 64 * 1024,

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 pub use crate::ids::{base36, is_valid_topic, Cursor, IdHasher};
 pub use crate::log::{
-    Batch, Commit, EncodedForms, History, HubError, Log, LogEvent, LogOutput, LogUsage, MemoryLog,
-    Message, Slot, Ticket, FORGOTTEN_BUCKETS, MESSAGE_OVERHEAD,
+    Batch, Commit, Completion, EncodedForms, Group, History, HubError, Log, LogEvent, LogOutput,
+    LogUsage, MemoryLog, Message, Slot, Ticket, FORGOTTEN_BUCKETS, MESSAGE_OVERHEAD,
 };
 use crate::time::Instant;
 

@@ -106,6 +106,14 @@ struct ServeArgs {
     /// messages of the hub are evicted (reported as `missed`).
     #[arg(long, default_value = "256MiB", value_parser = positive_size)]
     history_memory: usize,
+    /// Keep the message log in this directory: a publish is answered once
+    /// its record is on disk (fdatasync), and the history survives a
+    /// restart or a crash. Without it the log is in memory only.
+    #[arg(long, value_name = "PATH")]
+    data_dir: Option<std::path::PathBuf>,
+    /// With --data-dir: start a new segment file past this size.
+    #[arg(long, default_value = "64MiB", value_parser = positive_size)]
+    segment_size: usize,
     /// Most topics with kept messages (past it the oldest history gives way)
     /// and most topics with subscribers (past it a new subscription → 503).
     #[arg(long, default_value = "100000", value_parser = positive_count)]
@@ -246,6 +254,8 @@ impl ServeArgs {
             history: self.history,
             history_ttl: self.history_ttl,
             history_memory: self.history_memory,
+            data_dir: self.data_dir,
+            segment_size: self.segment_size as u64,
             max_topics: self.max_topics,
             assembly_memory: self.assembly_memory,
             max_message: self.max_message,

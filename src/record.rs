@@ -39,7 +39,7 @@
 //! | 9 | time passed (fire deadlines) | — |
 //! | 10 | end of the turn | — |
 //! | 11 | shutdown | — |
-//! | 12 | the log's driver reported | `kind:u8` then 0 received `bytes:str`, 1 synced `seq:u`, 2 up, 3 down `why:str` |
+//! | 12 | the log's driver reported | `kind:u8` then 0 received `bytes:str`; 1 durable `generation:u upto:u`; 2 up; 3 down `why:str`; 4 disk failed `generation:u from:u full:u8 why:str` |
 //!
 //! Effects follow the input during which the engine made them, in order:
 //!
@@ -57,6 +57,7 @@
 use std::io::IoSlice;
 
 use crate::engine::{ConnId, Input, Written};
+use crate::file_log::disk::{Completion, DiskError};
 use crate::log::LogEvent;
 use crate::time::Instant;
 
@@ -236,9 +237,25 @@ impl Encoder {
                         out.push(0);
                         put_str(out, bytes);
                     }
-                    LogEvent::Synced { seq } => {
+                    LogEvent::Disk(Completion::Durable { generation, upto }) => {
                         out.push(1);
-                        put_u(out, *seq);
+                        put_u(out, *generation);
+                        put_u(out, *upto);
+                    }
+                    LogEvent::Disk(Completion::Failed {
+                        generation,
+                        from,
+                        error,
+                    }) => {
+                        out.push(4);
+                        put_u(out, *generation);
+                        put_u(out, *from);
+                        let (full, why) = match error {
+                            DiskError::Full(why) => (1, why),
+                            DiskError::Failed(why) => (0, why),
+                        };
+                        out.push(full);
+                        put_str(out, why.as_bytes());
                     }
                     LogEvent::Up => out.push(2),
                     LogEvent::Down { why } => {
@@ -536,7 +553,26 @@ impl<'a> Decoder<'a> {
                     let n = self.u()? as usize;
                     LogEvent::Received(self.take(n)?.to_vec())
                 }
-                1 => LogEvent::Synced { seq: self.u()? },
+                1 => LogEvent::Disk(Completion::Durable {
+                    generation: self.u()?,
+                    upto: self.u()?,
+                }),
+                4 => {
+                    let generation = self.u()?;
+                    let from = self.u()?;
+                    let full = self.byte()? != 0;
+                    let why = self.string()?;
+                    let error = if full {
+                        DiskError::Full(why)
+                    } else {
+                        DiskError::Failed(why)
+                    };
+                    LogEvent::Disk(Completion::Failed {
+                        generation,
+                        from,
+                        error,
+                    })
+                }
                 2 => LogEvent::Up,
                 3 => LogEvent::Down {
                     why: self.string()?.into(),

@@ -22,6 +22,7 @@ const CORE: &[&str] = &[
     "redis/pipeline.rs",
     "file_log/format.rs",
     "file_log/journal.rs",
+    "file_log/log.rs",
     "ids.rs",
     "time.rs",
     "timers.rs",

@@ -10,15 +10,15 @@ use super::memory_tests::{open, upgrade, Sink, T0};
 use super::{Engine, Input};
 use crate::config::Config;
 use crate::hub::{
-    Commit, History, Hub, HubError, Log, LogEvent, LogOutput, Ticket, DEFAULT_HISTORY_MEMORY,
-    DEFAULT_MAX_TOPICS,
+    Commit, Completion, Group, History, Hub, HubError, Log, LogEvent, LogOutput, Ticket,
+    DEFAULT_HISTORY_MEMORY, DEFAULT_MAX_TOPICS,
 };
 use crate::time::Instant;
 use crate::wire::websocket::{encode_masked_frame, DataOpcode, Opcode};
 
 /// A log that holds every append until its driver reports it synced, like
 /// a disk writer's fsync: ids are given at append, commits come with
-/// [`LogEvent::Synced`], and [`LogEvent::Down`] fails what waits.
+/// a durable report ([`LogEvent::Disk`]), and [`LogEvent::Down`] fails what waits.
 struct HeldLog {
     seq: u64,
     history: History,
@@ -62,10 +62,12 @@ impl Log for HeldLog {
         now: Instant,
     ) -> Result<(), HubError> {
         self.seq += 1;
-        self.output.push_back(LogOutput::Write {
+        self.output.push_back(LogOutput::Records(Group {
+            generation: 0,
+            first_seq: self.seq,
+            end_seq: self.seq + 1,
             bytes: data.as_bytes().to_vec(),
-            seq: self.seq,
-        });
+        }));
         self.waiting
             .push_back((ticket, self.seq, topic.into(), data.into(), now));
         Ok(())
@@ -89,8 +91,8 @@ impl Log for HeldLog {
 
     fn handle_event(&mut self, event: LogEvent, _now: Instant) {
         match event {
-            LogEvent::Synced { seq: upto } => {
-                while self.waiting.front().is_some_and(|w| w.1 <= upto) {
+            LogEvent::Disk(Completion::Durable { upto, .. }) => {
+                while self.waiting.front().is_some_and(|w| w.1 < upto) {
                     let (ticket, seq, topic, data, at) = self.waiting.pop_front().unwrap();
                     let id = crate::ids::format_id("e1", seq).into_boxed_str();
                     let outcome = self.history.append(&topic, seq, id, &data, at);
@@ -111,7 +113,7 @@ impl Log for HeldLog {
                     });
                 }
             }
-            LogEvent::Received(_) | LogEvent::Up => {}
+            LogEvent::Received(_) | LogEvent::Up | LogEvent::Disk(_) => {}
         }
     }
 
@@ -125,6 +127,14 @@ impl HeldLog {
     fn history_head(&self) -> u64 {
         self.seq - self.waiting.len() as u64
     }
+}
+
+/// The writer's report that message `seq` (and all before) is durable.
+fn synced(seq: u64) -> LogEvent {
+    LogEvent::Disk(Completion::Durable {
+        generation: 0,
+        upto: seq + 1,
+    })
 }
 
 fn engine() -> Engine {
@@ -153,12 +163,12 @@ fn a_publish_is_answered_and_fanned_out_only_when_it_commits() {
     assert_eq!(text(&io, sub).len(), before, "no fan-out before the commit");
     assert_eq!(engine.hub().usage().pending, 1);
     // The driver performs what the log asks, then reports the sync.
-    let Some(LogOutput::Write { bytes, seq }) = engine.poll_log_output() else {
+    let Some(LogOutput::Records(group)) = engine.poll_log_output() else {
         panic!("the log asks its driver to write the message");
     };
-    assert_eq!((bytes.as_slice(), seq), (&b"hi"[..], 1));
+    assert_eq!((group.bytes.as_slice(), group.first_seq), (&b"hi"[..], 1));
     assert!(engine.poll_log_output().is_none());
-    engine.handle(T0, Input::Log(LogEvent::Synced { seq: 1 }), &mut io);
+    engine.handle(T0, Input::Log(synced(1)), &mut io);
     engine.end_turn(T0, &mut io);
     let answer = text(&io, publisher);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -181,7 +191,7 @@ fn requests_pipelined_behind_a_publish_wait_for_its_commit() {
         &format!("{PUBLISH}GET /poll?topic=a&since=0 HTTP/1.1\r\nHost: t\r\n\r\n"),
     );
     assert_eq!(text(&io, conn), "");
-    engine.handle_log_event(T0, LogEvent::Synced { seq: 1 }, &mut io);
+    engine.handle_log_event(T0, synced(1), &mut io);
     engine.end_turn(T0, &mut io);
     let out = text(&io, conn);
     let publish = out
@@ -260,7 +270,7 @@ fn a_commit_whose_publisher_left_is_still_fanned_out_and_answers_nobody_else() {
     let next = open(&mut engine, &mut io, "");
     assert_eq!(next, publisher, "the slot is reused");
     io.written.remove(&next);
-    engine.handle_log_event(T0, LogEvent::Synced { seq: 1 }, &mut io);
+    engine.handle_log_event(T0, synced(1), &mut io);
     engine.end_turn(T0, &mut io);
     assert!(text(&io, sub)[before..].contains("data: hi\n"));
     assert_eq!(

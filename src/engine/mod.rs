@@ -51,7 +51,10 @@ use std::time::Duration;
 
 use crate::clients::Clients;
 use crate::config::{Config, MAX_IOVECS, MAX_REFUSING, SHUTDOWN_GRACE};
-use crate::hub::{Commit, Hub, HubError, LogEvent, LogOutput, MemoryLog, Message, Ticket};
+use crate::file_log::log::FileLog;
+use crate::hub::{
+    Commit, History, Hub, HubError, Log, LogEvent, LogOutput, MemoryLog, Message, Ticket,
+};
 use crate::session::{Assembly, Ctx, Deflate, Lifecycle, Refusal, Session};
 use crate::stats::{Stats, TraceEvent, Tracer, Transport};
 use crate::timers::{Instant, Timers};
@@ -202,15 +205,23 @@ impl Engine {
 
     /// An engine started at `now` whose hub ids begin with `epoch` (the
     /// shell chooses it, so that a replay can give the same one).
+    ///
+    /// With `--data-dir` in `config` the log is a [`FileLog`] that starts
+    /// empty (what a replay of a recording made on an empty directory
+    /// needs; the server gives its engine the log it read back instead).
     pub fn new(config: Config, epoch: &str, now: Instant) -> Engine {
-        let log = MemoryLog::with_bounds(
-            epoch,
+        let history = History::new(
             config.history,
             config.history_ttl,
             config.history_memory,
             config.max_topics,
         );
-        let hub = Hub::new(Box::new(log), config.max_topics);
+        let log: Box<dyn Log> = if config.data_dir.is_some() {
+            Box::new(FileLog::new(epoch, history, 1, 0))
+        } else {
+            Box::new(MemoryLog::new(epoch, history))
+        };
+        let hub = Hub::new(log, config.max_topics);
         Engine::with_hub(config, hub, now)
     }
 

@@ -10,9 +10,13 @@
 //! - [`format`]: the record and segment format and the scanner. Pure.
 //! - [`journal`]: the loop's side: numbering, the turn's group of records,
 //!   what each report of the writer commits or refuses. Pure.
+//! - [`log`]: the file log behind the log seam ([`crate::log::Log`]):
+//!   appends numbered by the journal, committed when the writer says they
+//!   are durable. Pure.
 //! - [`disk`]: the thin I/O driver: the directory and its lock, recovery at
 //!   start, the writer thread (group commit, rotation, deletion).
 
 pub mod disk;
 pub mod format;
 pub mod journal;
+pub mod log;

@@ -369,6 +369,12 @@ impl History {
         }
     }
 
+    /// The sequence number of the oldest message kept (none when nothing
+    /// is). Skips the stale entries at the front of the id-order queue.
+    pub fn oldest_kept(&self) -> Option<u64> {
+        self.order.iter().find(|e| self.is_kept(e)).map(|e| e.seq)
+    }
+
     /// Whether `entry`'s topic still keeps nothing since then.
     fn is_emptied(&self, entry: &Emptied) -> bool {
         self.topics

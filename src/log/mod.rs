@@ -38,6 +38,8 @@ use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
 
+pub use crate::file_log::disk::Completion;
+pub use crate::file_log::journal::Group;
 pub use crate::ids::Cursor;
 use crate::time::Instant;
 pub use history::{History, FORGOTTEN_BUCKETS};
@@ -61,9 +63,8 @@ pub struct Commit {
 pub enum LogEvent {
     /// Bytes read from the log's connection (a shared log's replies).
     Received(Vec<u8>),
-    /// Everything handed out up to and including `seq` is durable (a disk
-    /// writer's fsync).
-    Synced { seq: u64 },
+    /// A disk writer's report: records durable up to a point, or failed.
+    Disk(Completion),
     /// The connection or the storage is ready (again).
     Up,
     /// The connection or the storage failed; appends waiting for it fail.
@@ -71,11 +72,16 @@ pub enum LogEvent {
 }
 
 /// What a log asks its I/O driver to do, from [`Log::poll_output`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum LogOutput {
-    /// Write these bytes: commands for a shared log's connection, or
-    /// encoded records for a disk writer, whose last message is `seq`.
-    Write { bytes: Vec<u8>, seq: u64 },
+    /// Bytes for the log's connection (a shared log's commands).
+    Send(Vec<u8>),
+    /// A group of encoded records for the disk writer: one write, one
+    /// `fdatasync`, then a [`LogEvent::Disk`] report.
+    Records(Group),
+    /// The disk writer may delete segments whose records are all below
+    /// `keep_from` (they have left the history).
+    Trim { keep_from: u64 },
 }
 
 /// What a log keeps now, against its bounds (`/stats`).

@@ -15,6 +15,7 @@
 //! and every effect it asked for go to a file as well (`record.rs`), for
 //! `pushlab replay`.
 
+mod disk;
 mod net;
 mod record;
 
@@ -30,6 +31,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::{Config, ACCEPT_BACKOFF, READ_CHUNK};
 use crate::engine::{Engine, Input, Peer};
+use crate::hub::{Hub, LogEvent};
 use crate::record::Header;
 use crate::timers::Instant;
 use net::Net;
@@ -78,6 +80,10 @@ pub struct Server {
     hash_key: u64,
     /// The Unix time (ms) of `Instant::ZERO`, given to the engine.
     wall_origin: u64,
+    /// The clock reads this much at start (see [`disk::clock_offset`]).
+    clock_offset: Duration,
+    /// `--data-dir`: the file log's writer.
+    disk: Option<disk::Disk>,
 }
 
 /// A new hub epoch: the start time in milliseconds, base 36.
@@ -102,13 +108,36 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let net = Net::new(poll.registry().try_clone()?);
-        let epoch = new_epoch();
-        let wall_origin = unix_ms();
+        let mut epoch = new_epoch();
+        // The clock's origin is the start, or one --history-ttl before it
+        // with --data-dir (read-back messages keep their age). Token times
+        // are Unix times: the wall clock at the origin, read once (the
+        // loop's time is monotonic from there).
+        let clock_offset = disk::clock_offset(&config);
+        let wall_origin = unix_ms().saturating_sub(clock_offset.as_millis() as u64);
+        let start = Instant::ZERO + clock_offset;
         // The key of the hub's keyed hashes: random, as `RandomState`'s.
         let hash_key = std::hash::BuildHasher::hash_one(
             &std::collections::hash_map::RandomState::new(),
             local_addr,
         );
+        let (engine, disk) = if config.data_dir.is_some() {
+            let opened = disk::Disk::open(&config, wall_origin, &epoch, hash_key, waker.clone())?;
+            eprintln!(
+                "pushlab: read back {} messages from {}",
+                opened.records,
+                config
+                    .data_dir
+                    .as_deref()
+                    .unwrap_or(Path::new(""))
+                    .display()
+            );
+            epoch = opened.epoch;
+            let hub = Hub::new(Box::new(opened.log), config.max_topics);
+            (Engine::with_hub(config, hub, start), Some(opened.disk))
+        } else {
+            (Engine::new_keyed(config, &epoch, hash_key, start), None)
+        };
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -116,11 +145,7 @@ impl Server {
             signals: None,
             stop: Arc::new(AtomicBool::new(false)),
             waker,
-            // The clock's origin is now: the engine starts at Instant::ZERO.
-            // Token times are Unix times: the wall clock at the origin,
-            // read once (the loop's time is monotonic from there).
-            engine: Engine::new_keyed(config, &epoch, hash_key, Instant::ZERO)
-                .with_wall_origin(wall_origin),
+            engine: engine.with_wall_origin(wall_origin),
             net,
             clock: std::time::Instant::now(),
             read_buf: vec![0; READ_CHUNK],
@@ -128,6 +153,8 @@ impl Server {
             epoch,
             hash_key,
             wall_origin,
+            clock_offset,
+            disk,
         })
     }
 
@@ -180,7 +207,32 @@ impl Server {
     }
 
     fn now(&self) -> Instant {
-        Instant::from_micros(self.clock.elapsed().as_micros() as u64)
+        Instant::ZERO + self.clock_offset + self.clock.elapsed()
+    }
+
+    /// `--data-dir`: the writer's reports to the engine (durable messages
+    /// are answered and fanned out), and the log's new records to the
+    /// writer.
+    fn drive_disk(&mut self, now: Instant) {
+        let Some(disk) = &self.disk else {
+            return;
+        };
+        for completion in disk.completions() {
+            let input = Input::Log(LogEvent::Disk(completion));
+            if let Some(r) = &mut self.net.recorder {
+                r.input(now, &input);
+            }
+            self.engine.handle(now, input, &mut self.net);
+        }
+    }
+
+    /// Hands what the log asks for to its driver (after the turn's writes).
+    fn flush_log(&mut self) {
+        if let Some(disk) = &self.disk {
+            while let Some(output) = self.engine.poll_log_output() {
+                disk.perform(output);
+            }
+        }
     }
 
     /// Runs until a signal or [`Handle::shutdown`] and every in-flight
@@ -234,6 +286,7 @@ impl Server {
             for id in self.engine.take_unread() {
                 self.read_conn(id, now, false);
             }
+            self.drive_disk(now);
             self.record_input(now, Input::Timeout);
             self.engine.handle_timeout(now, &mut self.net);
             if self.accept_paused_until.is_some_and(|t| now >= t) {
@@ -241,6 +294,7 @@ impl Server {
             }
             self.record_input(now, Input::EndTurn);
             self.engine.end_turn(now, &mut self.net);
+            self.flush_log();
             if let Some(r) = &mut self.net.recorder {
                 r.tick(now);
             }
