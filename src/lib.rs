@@ -24,7 +24,7 @@
 //! | [`redis`] | the shared log's Redis side: `redis://` URLs, the append script, pipelined replies matched in order | no |
 //! | [`session`] | one connection's state machine per transport | no |
 //! | [`engine`] | every session, timer and subscriber: the server without I/O | no |
-//! | [`file_log`] | `--data-dir`: segment format (pure), writer thread (I/O) | its driver only |
+//! | [`file_log`] | `--data-dir`: segment format, journal, `FileLog` behind the seam (pure); writer thread (I/O) | its driver only |
 //! | [`stats`] | socket counters per transport, trace events | no |
 //! | [`record`] | the `--record` file format: encoder and decoder | no |
 //! | [`replay`] | `pushlab replay`: a fresh engine fed a recording | no (the caller reads the file) |
