@@ -8,6 +8,7 @@
 //!                 --subs 1000 --duration 10 [--window 8] [--size 64] [--messages M]
 //! loadgen idle    --addr A --server pushlab|nchan --transport sse|ws --conns 10000 --pid P
 //! loadgen floor   --addr A          (a bare release server: the kernel's share, floor.rs)
+//! loadgen publish --addr A --conns 64 --depth 1 --size 100 --duration 10 [--topics 1]
 //! ```
 //!
 //! Every published message is `@seq@micros@` padded to `--size`: the
@@ -20,6 +21,7 @@ mod fanout;
 mod floor;
 mod idle;
 mod net;
+mod publish;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -144,8 +146,9 @@ fn main() {
         "fanout" => fanout::run(&args),
         "idle" => idle::run(&args),
         "floor" => floor::run(&args),
+        "publish" => publish::run(&args),
         _ => {
-            eprintln!("usage: loadgen echo|fanout|idle|floor --flag value …  (see src/main.rs)");
+            eprintln!("usage: loadgen echo|fanout|idle|floor|publish --flag value …  (see src/main.rs)");
             std::process::exit(2);
         }
     };
