@@ -44,7 +44,7 @@ mod log_tests;
 #[cfg(test)]
 mod memory_tests;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::rc::Rc;
 use std::time::Duration;
@@ -168,9 +168,12 @@ pub struct Engine {
     unread: Vec<ConnId>,
     /// Tickets appended during the current session call.
     appended: Vec<Ticket>,
-    /// Appends waiting for their commit: the connection (slot and serial
-    /// number, since slots are reused) to hand it to.
-    pending: HashMap<Ticket, (ConnId, u64)>,
+    /// Appends waiting for their commit, in ticket order: the connection
+    /// (slot and serial number, since slots are reused) to hand it to.
+    /// Logs commit local appends in the order they were made, so the
+    /// commit's ticket is at the front (a queue, not a map: a push and a
+    /// pop per publish).
+    pending: VecDeque<(Ticket, ConnId, u64)>,
     /// Bytes held by messages being assembled (`--assembly-memory`).
     assembly: Assembly,
     /// permessage-deflate compressors, shared by every connection.
@@ -250,7 +253,7 @@ impl Engine {
             dirty: Vec::new(),
             unread: Vec::new(),
             appended: Vec::new(),
-            pending: HashMap::new(),
+            pending: VecDeque::new(),
             assembly: Assembly::new(config.assembly_memory),
             deflate: Deflate::default(),
             fanout: VecDeque::new(),
@@ -527,8 +530,8 @@ impl Engine {
     /// fan-out, in id order.
     fn collect_commits(&mut self, now: Instant, io: &mut impl Io) {
         while let Some(Commit { ticket, outcome }) = self.hub.poll_commit() {
-            let publisher = ticket.and_then(|t| Some((t, self.pending.remove(&t)?)));
-            if let Some((ticket, (conn, serial))) = publisher {
+            let publisher = ticket.and_then(|t| self.take_pending(t));
+            if let Some((ticket, conn, serial)) = publisher {
                 let answered = self
                     .with_session(conn, now, |s, ctx| {
                         if s.serial != serial {
@@ -555,6 +558,15 @@ impl Engine {
         }
     }
 
+    /// Who appended `ticket` (usually the front of the queue).
+    fn take_pending(&mut self, ticket: Ticket) -> Option<(Ticket, ConnId, u64)> {
+        if self.pending.front().is_some_and(|p| p.0 == ticket) {
+            return self.pending.pop_front();
+        }
+        let at = self.pending.iter().position(|p| p.0 == ticket)?;
+        self.pending.remove(at)
+    }
+
     /// Notes who appended the tickets of the last session call.
     fn take_appended(&mut self, conn: ConnId) {
         if self.appended.is_empty() {
@@ -562,7 +574,7 @@ impl Engine {
         }
         let serial = self.conns.get(conn).map_or(0, |c| c.session.serial);
         for ticket in self.appended.drain(..) {
-            self.pending.insert(ticket, (conn, serial));
+            self.pending.push_back((ticket, conn, serial));
         }
     }
 
@@ -692,9 +704,14 @@ impl Engine {
                         parked
                     })
                     .unwrap_or(false);
+                // A released long poll may answer a pipelined publish: its
+                // commit joins the queue (only then is the log asked).
+                let appended = !self.appended.is_empty();
                 self.take_appended(sub);
                 self.settle(sub, now, io);
-                self.collect_commits(now, io);
+                if appended {
+                    self.collect_commits(now, io);
+                }
                 if parked {
                     self.write_now(sub, now, io);
                 }
