@@ -9,8 +9,9 @@
 #    proxy that can refuse upgrades and cut connections, with messages
 #    published throughout: the plain WebSocket case, upgrades refused → SSE,
 #    connections cut every few seconds, SSE streams ended by
-#    --sse-max-lifetime, long polling through cuts, and a server restart →
-#    onReset then streaming again. Every message exactly once, in order.
+#    --sse-max-lifetime, long polling through cuts, a server restart →
+#    onReset then streaming again, and a rolling restart on --data-dir (no
+#    reset). Every message exactly once, in order.
 # Builds pushlab (or runs $PUSHLAB_BIN). Exit 0 pass, 1 fail, 2 setup failed.
 set -euo pipefail
 

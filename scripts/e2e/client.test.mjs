@@ -13,6 +13,10 @@
 //             replays a request whose idle keep-alive socket was cut, so
 //             the client may see no error at all)
 //   restart   the server restarted mid-stream: onReset, then streaming again
+//   rolling   a rolling restart with --data-dir: the old server gets SIGTERM
+//             (streams ended, WebSockets closed 1001, holds answered), a new
+//             one starts on the same directory and the proxy moves to it:
+//             no reset, every message exactly once, in order
 //
 // Each case starts its own pushlab(s) (PIDs written to PIDFILE so the calling
 // script can stop them whatever happens) and a TCP proxy (tcpproxy.mjs) in
@@ -25,7 +29,9 @@
 // delivered / lost / duplicated / out of order. One PASS/FAIL line at the end.
 
 import { spawn } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { openBrowser } from "./browser.mjs";
 import { startProxy } from "./tcpproxy.mjs";
@@ -154,6 +160,29 @@ const CASES = {
     await proxy.close();
     await stopServer(srv);
     return { sent, r, note: `server down for ${restartedAt} ms`, expect: { final: "ws", resets: 1 } };
+  },
+  async rolling() {
+    const dir = mkdtempSync(join(tmpdir(), "pushlab-rolling-"));
+    try {
+      let srv = await startServer("--data-dir", dir);
+      const proxy = await startProxy(srv.port);
+      const sub = await subscribeInPage(browser, proxy.port, {});
+      let gap = 0;
+      const sent = await publishSteadily(() => srv.port, 250, 40, async (k) => {
+        if (k !== 100) return;
+        const t = Date.now();
+        await stopServer(srv);
+        srv = await startServer("--data-dir", dir);
+        proxy.setUpstream(srv.port);
+        gap = Date.now() - t;
+      });
+      const r = await sub.collect(sent.at(-1).id);
+      await proxy.close();
+      await stopServer(srv);
+      return { sent, r, note: `old server stopped, new one serving after ${gap} ms`, expect: { final: "ws", resets: 0 } };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   },
 };
 
