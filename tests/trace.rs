@@ -96,3 +96,55 @@ fn trace_shows_paths_and_counts_but_nothing_a_client_wrote() {
         assert!(details.iter().any(|d| d == want), "{want} in {details:?}");
     }
 }
+
+/// Reads trace events until one's detail contains `until`; every detail.
+fn details_until(trace: &mut BufReader<std::net::TcpStream>, until: &str) -> Vec<String> {
+    let mut parser = Parser::new();
+    let mut details = Vec::new();
+    let mut buf = [0u8; 8192];
+    while !details.iter().any(|d: &String| d.contains(until)) {
+        let n = trace.get_mut().read(&mut buf).unwrap();
+        assert!(n > 0, "trace stream ended");
+        parser.feed(&buf[..n]);
+        while let Ok(Decoded::Event(e)) = parser.next_event() {
+            let v: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+            details.push(v["detail"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    details
+}
+
+/// A request that says it was forwarded for 203.0.113.9.
+fn forwarded_request(srv: &TestServer) {
+    let mut s = srv.connect();
+    s.write_all(
+        b"GET /poll?topic=a HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.9\r\n\
+          Connection: close\r\n\r\n",
+    )
+    .unwrap();
+    let _ = read_head(&mut BufReader::new(s));
+}
+
+#[test]
+fn the_client_address_comes_from_the_proxy_only_when_the_proxy_is_trusted() {
+    let trusting = TestServer::start(Config {
+        trust_proxy: vec!["127.0.0.1".into()],
+        ..Config::default()
+    });
+    let (_, mut trace) = open_trace(&trusting, "");
+    forwarded_request(&trusting);
+    let details = details_until(&mut trace, "forwarded for");
+    assert!(
+        details.iter().any(|d| d == "from 127.0.0.1 (trusted proxy)"),
+        "{details:?}"
+    );
+    assert!(details.iter().any(|d| d == "forwarded for 203.0.113.9"));
+
+    // Without --trust-proxy the header is the client's word: not shown.
+    let plain = TestServer::default();
+    let (_, mut trace) = open_trace(&plain, "");
+    forwarded_request(&plain);
+    let details = details_until(&mut trace, "GET /poll");
+    assert!(details.iter().any(|d| d == "from 127.0.0.1"), "{details:?}");
+    assert!(!details.iter().any(|d| d.contains("203.0.113.9")), "{details:?}");
+}

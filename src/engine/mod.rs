@@ -369,13 +369,19 @@ impl Engine {
         let c = self.stats.of(Transport::Http);
         c.sockets_opened += 1;
         c.sockets_open += 1;
+        // The peer's address; behind a trusted proxy, the client's comes
+        // with its first request ("client" event).
         self.tracer.record(|| TraceEvent {
             at: now,
             conn: serial,
             transport: Transport::Http,
             kind: "accept",
             bytes: 0,
-            detail: String::new(),
+            detail: if trusted {
+                format!("from {} (trusted proxy)", peer.ip)
+            } else {
+                format!("from {}", peer.ip)
+            },
         });
         let mut conn = Conn::new(session);
         conn.refusing = refusal.is_some();

@@ -352,6 +352,8 @@ impl Session {
             );
             return false;
         }
+        let (id, t) = (self.serial, self.transport);
+        ctx.trace(id, t, "client", 0, || format!("forwarded for {client}"));
         self.client = Some(client);
         true
     }
