@@ -27,7 +27,13 @@ pub fn run(args: &Args) -> String {
     let settle = args.num("settle", 2.0);
     let max_connecting = args.num("ramp", 256.0) as usize;
     let topic = args.str("topic", &format!("idle{}", std::process::id()));
-    let request = subscribe_request(server, transport, &topic);
+    let mut request = subscribe_request(server, transport, &topic);
+    if args.num("deflate", 0.0) > 0.0 && transport == Transport::Ws {
+        // Offer permessage-deflate as browsers do (`--deflate 1`).
+        let offer = b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
+        request.truncate(request.len() - 2);
+        request.extend_from_slice(offer);
+    }
     let rss_before = net::rss_kib(pid);
 
     let mut poll = Poll::new().expect("poll");
