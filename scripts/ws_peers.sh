@@ -4,7 +4,9 @@
 # of RFC 6455 with its own framing, masking and closing handshake. Each
 # runs pub/sub between two clients (every message, once, in order), a
 # resume with `since`, echo of text and binary, and the close codes (1000
-# echoed, 1003 for binary on /ws).
+# echoed, 1003 for binary on /ws); then, with each library's compression
+# on (permessage-deflate), a large message published and echoed intact and
+# pushlab's /stats counting compressed frames out and messages in.
 #
 # The script:
 #   1. installs ws into scripts/ws_peer/node_modules (`npm ci` from the
@@ -13,7 +15,8 @@
 #   2. builds pushlab (cargo build --release);
 #   3. starts `pushlab --addr 127.0.0.1:0 --ws-ping 1s` and reads the bound
 #      address from its first stdout line;
-#   4. runs scripts/ws_peer/pubsub.mjs, then scripts/ws_peer/pubsub.py;
+#   4. runs scripts/ws_peer/pubsub.mjs, then scripts/ws_peer/pubsub.py, then
+#      scripts/ws_peer/deflate.mjs and deflate.py;
 #   5. stops the server by PID and prints one line per peer: PASS or FAIL.
 #
 # Usage: scripts/ws_peers.sh
@@ -78,5 +81,8 @@ run_peer() {
 }
 run_peer node node "$peer_dir/pubsub.mjs"
 run_peer python "$venv/bin/python" "$peer_dir/pubsub.py"
+# permessage-deflate with each library's compression on.
+run_peer node-deflate node "$peer_dir/deflate.mjs"
+run_peer python-deflate "$venv/bin/python" "$peer_dir/deflate.py"
 stop_server
 exit "$overall"
