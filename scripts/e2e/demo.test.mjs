@@ -129,6 +129,17 @@ try {
   await allReceived([chatId]);
   step("a message sent over the WebSocket reached all four panels");
 
+  // Chromium offers permessage-deflate: a message above the server's
+  // 128-byte threshold reaches the page's WebSocket compressed.
+  const deflated = async () => page.evaluate(async () =>
+    (await (await fetch("/stats")).json()).transports.ws.deflate_frames_out);
+  const framesBefore = await deflated();
+  const [longId] = await publishN(1, "a dashboard row ".repeat(20));
+  await allReceived([longId]);
+  const framesAfter = await deflated();
+  check(framesAfter > framesBefore, `no compressed frame reached Chromium (${framesBefore} → ${framesAfter})`);
+  step(`Chromium's WebSocket negotiated permessage-deflate: ${framesAfter - framesBefore} compressed frame(s) out`);
+
   // 4. A short automatic run (5 msg/s), so the table and the timeline have
   // something to show; the table counts from here.
   await page.click('[data-testid="reset"]');
