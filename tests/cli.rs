@@ -4,11 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 
-use common::{io_timeout, read_response};
+use common::{io_timeout, read_response, spawn_pushlab};
 
 /// Starts the binary with `--addr 127.0.0.1:0` then `args` (which may
 /// name `serve`: the address before it counts all the same).
@@ -18,22 +18,7 @@ fn spawn(args: &[&str]) -> (Child, String) {
 
 /// Starts the binary with exactly `args`; the address it listens on.
 fn spawn_exactly(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pushlab"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .strip_prefix("pushlab listening on http://")
-        .and_then(|r| r.trim_end().strip_suffix('/'))
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (child, addr)
+    spawn_pushlab(args, Stdio::inherit())
 }
 
 fn signal(child: &Child, sig: libc::c_int) {

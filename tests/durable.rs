@@ -6,14 +6,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::{io_timeout, read_response, TestServer};
+use common::{io_timeout, read_response, spawn_pushlab, TestServer};
 use pushlab::config::Config;
 
 /// A fresh directory under the system's temp dir, removed when dropped.
@@ -43,23 +43,12 @@ impl Drop for TempDir {
 /// Starts the binary on a free port with `--data-dir dir`; the child and
 /// the address it listens on.
 fn spawn(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pushlab"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .strip_prefix("pushlab listening on http://")
-        .and_then(|r| r.trim_end().strip_suffix('/'))
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (child, addr)
+    let args = ["serve", "--addr", "127.0.0.1:0", "--data-dir"];
+    let args = args
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .chain([dir.as_os_str()]);
+    spawn_pushlab(args, Stdio::piped())
 }
 
 /// One request on a new connection; the status and body.

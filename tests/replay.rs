@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
-use common::{io_timeout, read_head};
+use common::{io_timeout, read_head, spawn_pushlab};
 use tungstenite::Message;
 
 /// The server under test, killed if the test fails before [`stop`].
@@ -31,23 +31,12 @@ fn spawn(record: &Path) -> (Running, String) {
 }
 
 fn spawn_with(record: &Path, args: &[&str], stderr: Stdio) -> (Running, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pushlab"))
-        .args(["serve", "--addr", "127.0.0.1:0", "--record"])
-        .arg(record)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .strip_prefix("pushlab listening on http://")
-        .and_then(|r| r.trim_end().strip_suffix('/'))
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let head = ["serve", "--addr", "127.0.0.1:0", "--record"].map(std::ffi::OsStr::new);
+    let args = head
+        .into_iter()
+        .chain([record.as_os_str()])
+        .chain(args.iter().map(std::ffi::OsStr::new));
+    let (child, addr) = spawn_pushlab(args, stderr);
     (Running(Some(child)), addr)
 }
 

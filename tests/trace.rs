@@ -135,7 +135,9 @@ fn the_client_address_comes_from_the_proxy_only_when_the_proxy_is_trusted() {
     forwarded_request(&trusting);
     let details = details_until(&mut trace, "forwarded for");
     assert!(
-        details.iter().any(|d| d == "from 127.0.0.1 (trusted proxy)"),
+        details
+            .iter()
+            .any(|d| d == "from 127.0.0.1 (trusted proxy)"),
         "{details:?}"
     );
     assert!(details.iter().any(|d| d == "forwarded for 203.0.113.9"));
@@ -146,5 +148,8 @@ fn the_client_address_comes_from_the_proxy_only_when_the_proxy_is_trusted() {
     forwarded_request(&plain);
     let details = details_until(&mut trace, "GET /poll");
     assert!(details.iter().any(|d| d == "from 127.0.0.1"), "{details:?}");
-    assert!(!details.iter().any(|d| d.contains("203.0.113.9")), "{details:?}");
+    assert!(
+        !details.iter().any(|d| d.contains("203.0.113.9")),
+        "{details:?}"
+    );
 }

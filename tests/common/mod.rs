@@ -174,6 +174,31 @@ impl Response {
     }
 }
 
+/// Starts the `pushlab` binary with `args` (they should pick a free port:
+/// `--addr 127.0.0.1:0`); the child and the address from its first stdout
+/// line, "pushlab listening on http://ADDR/".
+pub fn spawn_pushlab<S: AsRef<std::ffi::OsStr>>(
+    args: impl IntoIterator<Item = S>,
+    stderr: std::process::Stdio,
+) -> (std::process::Child, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pushlab"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .strip_prefix("pushlab listening on http://")
+        .and_then(|r| r.trim_end().strip_suffix('/'))
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string();
+    (child, addr)
+}
+
 /// Reads one response head (status + headers) from `r`.
 pub fn read_head(r: &mut impl BufRead) -> (u16, Vec<(String, String)>) {
     let mut line = String::new();
