@@ -86,6 +86,9 @@ pub struct Config {
     /// publish is answered once its record is on disk, and the history is
     /// read back at start). `None`: the log is in memory only.
     pub data_dir: Option<std::path::PathBuf>,
+    /// `--reuse-port`: listen with `SO_REUSEPORT`, so several processes
+    /// (one per core) can share the port.
+    pub reuse_port: bool,
     /// `--segment-size`: the file log starts a new segment past this many
     /// bytes.
     pub segment_size: u64,
@@ -177,6 +180,7 @@ impl Default for Config {
             history_ttl: Duration::from_secs(3600),
             history_memory: crate::hub::DEFAULT_HISTORY_MEMORY,
             data_dir: None,
+            reuse_port: false,
             segment_size: crate::file_log::disk::DEFAULT_SEGMENT_BYTES,
             max_topics: crate::hub::DEFAULT_MAX_TOPICS,
             assembly_memory: 64 * 1024 * 1024,

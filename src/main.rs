@@ -111,6 +111,11 @@ struct ServeArgs {
     /// restart or a crash. Without it the log is in memory only.
     #[arg(long, value_name = "PATH")]
     data_dir: Option<std::path::PathBuf>,
+    /// Listen with SO_REUSEPORT: several pushlab processes (one per core)
+    /// may listen on the same port, and the kernel spreads connections
+    /// among them. They share history only through a shared log.
+    #[arg(long)]
+    reuse_port: bool,
     /// With --data-dir: start a new segment file past this size.
     #[arg(long, default_value = "64MiB", value_parser = positive_size)]
     segment_size: usize,
@@ -255,6 +260,7 @@ impl ServeArgs {
             history_ttl: self.history_ttl,
             history_memory: self.history_memory,
             data_dir: self.data_dir,
+            reuse_port: self.reuse_port,
             segment_size: self.segment_size as u64,
             max_topics: self.max_topics,
             assembly_memory: self.assembly_memory,

@@ -208,3 +208,36 @@ fn sizes_take_units_in_any_case() {
     );
     stop(child);
 }
+
+/// The `epoch` a server reports in `/stats`, on a new connection.
+fn epoch_of(addr: &str) -> String {
+    let mut s = connect(addr);
+    s.write_all(b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut BufReader::new(s));
+    r.json()["epoch"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn with_reuse_port_two_servers_share_one_port_and_the_kernel_spreads_connections() {
+    let (first, addr) = spawn(&["--reuse-port"]);
+    // Not without the flag: the port is taken.
+    let refused = Command::new(env!("CARGO_BIN_EXE_pushlab"))
+        .args(["--addr", &addr])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let (second, again) = spawn_exactly(&["--addr", &addr, "--reuse-port"]);
+    assert_eq!(again, addr);
+    let epochs: std::collections::HashSet<String> = (0..40).map(|_| epoch_of(&addr)).collect();
+    assert_eq!(epochs.len(), 2, "both servers answered: {epochs:?}");
+    for child in [first, second] {
+        signal(&child, libc::SIGTERM);
+        assert!(wait_exit(child).success());
+    }
+}

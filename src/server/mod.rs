@@ -102,7 +102,7 @@ impl Server {
     /// Binds the listening socket and prepares the loop (nothing runs yet).
     pub fn bind(config: Config) -> io::Result<Server> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::bind(config.addr)?;
+        let mut listener = net::listen(config.addr, config.reuse_port)?;
         let local_addr = listener.local_addr()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;

@@ -12,6 +12,24 @@ use crate::engine::{ConnId, Io, Written};
 use crate::record::Effect;
 use crate::stats::TraceEvent;
 
+/// The listening socket on `addr`, non-blocking; with `reuse_port`,
+/// `SO_REUSEPORT` is set before `bind`, so several processes can listen on
+/// one port and the kernel spreads new connections among them
+/// (`--reuse-port`).
+pub fn listen(addr: std::net::SocketAddr, reuse_port: bool) -> io::Result<mio::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    // What std and mio do on Unix: a restarted server may bind at once.
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(mio::net::TcpListener::from_std(socket.into()))
+}
+
 /// Tokens below this are the listener, signals and the waker.
 const FIRST: usize = 3;
 
