@@ -76,6 +76,9 @@ pub struct Counters {
     pub heartbeats: u64,
     /// SSE: streams ended by `--sse-max-lifetime`.
     pub max_lifetime_closes: u64,
+    /// SSE: streams ended because the token they were opened with expired
+    /// (a `/ws` connection counts under its close code, 4401).
+    pub token_expiry_closes: u64,
     /// SSE/WS/long poll: subscriptions that came with a cursor.
     pub resumes: u64,
     /// Subscribers cut because their queue passed `--max-queued-bytes`.
@@ -259,6 +262,7 @@ impl Stats {
                 Transport::Sse => {
                     obj.insert("heartbeats".into(), c.heartbeats.into());
                     obj.insert("max_lifetime_closes".into(), c.max_lifetime_closes.into());
+                    obj.insert("token_expiry_closes".into(), c.token_expiry_closes.into());
                 }
                 Transport::Ws => {
                     obj.insert("frames_in".into(), c.frames_in.into());

@@ -25,8 +25,13 @@ fn unix_now() -> u64 {
 
 /// A token granting `subscribe` and `publish`, valid `secs` more seconds.
 fn token(subscribe: &[&str], publish: &[&str], secs: i64) -> String {
+    token_until(subscribe, publish, unix_now() as i64 + secs)
+}
+
+/// A token granting `subscribe` and `publish` whose `exp` is `exp`.
+fn token_until(subscribe: &[&str], publish: &[&str], exp: i64) -> String {
     let claims = serde_json::json!({
-        "exp": (unix_now() as i64 + secs),
+        "exp": exp,
         "pushlab": {"subscribe": subscribe, "publish": publish},
     });
     sign_hs256(
@@ -345,4 +350,219 @@ fn operator_endpoints_need_the_admin_token() {
     }
     assert!(!seen.contains("user.42.secret"), "{seen}");
     assert!(!seen.contains(&jwt), "{seen}");
+}
+
+/// Publishes `count` messages (`"0"`, `"1"`, …) to `topic` from another
+/// thread, one every 40 ms, with `token`: a steady stream that outlives a
+/// token of a couple of seconds. Returns the ids, in order.
+fn publish_steadily(
+    server: &TestServer,
+    token: String,
+    topic: &'static str,
+    count: usize,
+) -> std::thread::JoinHandle<Vec<String>> {
+    let addr = server.addr;
+    std::thread::spawn(move || {
+        let s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(common::io_timeout())).unwrap();
+        let mut reader = BufReader::new(s);
+        let mut ids = Vec::new();
+        for i in 0..count {
+            let body = i.to_string();
+            let head = format!(
+                "POST /publish?topic={topic} HTTP/1.1\r\nHost: t\r\n{}Content-Length: {}\r\n\r\n{body}",
+                bearer(&token),
+                body.len()
+            );
+            reader.get_mut().write_all(head.as_bytes()).unwrap();
+            let r = read_response(&mut reader);
+            assert_eq!(r.status, 200, "{}", r.text());
+            ids.push(r.json()["id"].as_str().unwrap().to_string());
+            // Pacing, so that the messages span the token's expiry.
+            std::thread::sleep(std::time::Duration::from_millis(40));
+        }
+        ids
+    })
+}
+
+fn unix_now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+}
+
+/// Checks that a stream ended at its token's `exp` (leeway 0): not
+/// before, and not long after.
+fn assert_ended_at_expiry(exp: u64, what: &str) {
+    let ended = unix_now_ms();
+    let exp_ms = u128::from(exp) * 1000;
+    // The server's Unix time is the wall clock read at its start plus its
+    // monotonic clock: a few milliseconds of drift at most.
+    assert!(
+        ended + 50 >= exp_ms,
+        "{what} ended {} ms early",
+        exp_ms - ended
+    );
+    assert!(
+        ended < exp_ms + common::io_timeout().as_millis(),
+        "{what} ended {} ms late",
+        ended - exp_ms
+    );
+}
+
+/// An SSE stream opened with a token that expires in about two seconds
+/// ends when it expires (not before); the client, refused with the old
+/// token, comes back with a fresh one and its `Last-Event-ID` and gets every
+/// message published meanwhile, once and in order.
+#[test]
+fn an_sse_stream_ends_when_its_token_expires_and_resumes_with_a_fresh_one() {
+    use pushlab::wire::sse::{Decoded, Parser};
+    use std::io::BufRead;
+    const COUNT: usize = 75;
+    let server = TestServer::start(config());
+    let topic = "user.42.inbox";
+    let target = format!("/events?topic={topic}");
+    // `exp` has one-second resolution: this token has 1 to 2 s left.
+    let exp = unix_now() + 2;
+    let short = token_until(&["user.42.*"], &[], exp as i64);
+    let publisher_token = token(&[], &["user.42.*"], 60);
+    let mut publisher = None;
+
+    let mut parser = Parser::new();
+    let mut got: Vec<String> = Vec::new();
+    let mut per_stream = Vec::new();
+    let mut headers = cookie(&short);
+    for stream in 0.. {
+        assert!(stream < 3, "more reconnections than token expiries");
+        let mut s = server.connect();
+        let req = format!("GET {target} HTTP/1.1\r\nHost: test\r\n{headers}\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        let mut r = BufReader::new(s);
+        assert_eq!(read_head(&mut r).0, 200);
+        // Subscribed "from now on": publishing starts now.
+        publisher.get_or_insert_with(|| {
+            publish_steadily(&server, publisher_token.clone(), topic, COUNT)
+        });
+        let before = got.len();
+        // Until the server ends the stream, or the last message arrives.
+        loop {
+            let buf = r.fill_buf().expect("the stream is read without error");
+            if buf.is_empty() {
+                break;
+            }
+            let n = buf.len();
+            parser.feed(buf);
+            r.consume(n);
+            while let Decoded::Event(e) = parser.next_event().unwrap() {
+                got.push(e.data);
+            }
+            if got.len() == COUNT {
+                break;
+            }
+        }
+        per_stream.push(got.len() - before);
+        if got.len() == COUNT {
+            break;
+        }
+        // The stream ended: the token's expiry, not before.
+        assert_eq!(stream, 0, "only the short token's stream ends");
+        assert_ended_at_expiry(exp, "the SSE stream");
+        parser.end_of_stream();
+        let last = format!("Last-Event-ID: {}\r\n", parser.last_event_id());
+        let (status, h) = stream_head(&server, &target, &(cookie(&short) + &last));
+        assert_eq!(status, 401, "the expired token is refused");
+        assert!(www_authenticate(&h).unwrap().contains("invalid_token"));
+        headers = cookie(&token(&["user.42.*"], &[], 60)) + &last;
+    }
+    publisher.unwrap().join().unwrap();
+    let expected: Vec<String> = (0..COUNT).map(|i| i.to_string()).collect();
+    assert_eq!(got, expected, "every message, once, in order");
+    assert!(
+        per_stream.len() == 2 && per_stream.iter().all(|&n| n > 0),
+        "the expiry fell mid-stream: {per_stream:?}"
+    );
+    let stats = server.stats();
+    assert_eq!(stats["transports"]["sse"]["token_expiry_closes"], 1);
+    assert_eq!(stats["transports"]["sse"]["gaps_reported"], 0);
+}
+
+/// The same over `/ws`: the server closes with 4401 "token expired" at
+/// expiry; the client reconnects with a fresh cookie and `since` = the last
+/// id it received, and misses nothing.
+#[test]
+fn a_websocket_closes_with_4401_when_its_token_expires_and_resumes_with_a_fresh_one() {
+    const COUNT: usize = 75;
+    let server = TestServer::start(config());
+    let topic = "user.42.inbox";
+    let exp = unix_now() + 2;
+    let short = token_until(&["user.42.*"], &[], exp as i64);
+    let publisher_token = token(&[], &["user.42.*"], 60);
+    let mut publisher = None;
+
+    let mut got: Vec<String> = Vec::new();
+    let mut last_id = String::new();
+    let mut per_connection = Vec::new();
+    let mut path = format!("/ws?topic={topic}");
+    let mut jwt = short.clone();
+    for connection in 0.. {
+        assert!(connection < 3, "more reconnections than token expiries");
+        let req = ws_request(
+            &server,
+            &path,
+            Some(("Cookie", format!("pushlab_token={jwt}"))),
+        );
+        let (mut ws, _) = tungstenite::client(req, server.connect()).expect("handshake");
+        // Subscribed "from now on": publishing starts now.
+        publisher.get_or_insert_with(|| {
+            publish_steadily(&server, publisher_token.clone(), topic, COUNT)
+        });
+        let before = got.len();
+        let close = loop {
+            match ws.read().expect("read a message") {
+                Message::Text(t) => {
+                    let m: serde_json::Value = serde_json::from_str(&t).unwrap();
+                    got.push(m["data"].as_str().unwrap().to_string());
+                    last_id = m["id"].as_str().unwrap().to_string();
+                    if got.len() == COUNT {
+                        break None;
+                    }
+                }
+                Message::Close(frame) => break frame,
+                _ => continue,
+            }
+        };
+        per_connection.push(got.len() - before);
+        let Some(frame) = close else {
+            break;
+        };
+        assert_eq!(connection, 0, "only the short token's connection closes");
+        assert_ended_at_expiry(exp, "the WebSocket");
+        assert_eq!(u16::from(frame.code), 4401);
+        assert_eq!(&*frame.reason, "token expired");
+        path = format!("/ws?topic={topic}&since={last_id}");
+        // The old token no longer opens a connection.
+        let req = ws_request(
+            &server,
+            &path,
+            Some(("Cookie", format!("pushlab_token={jwt}"))),
+        );
+        match tungstenite::client(req, server.connect()) {
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+                assert_eq!(r.status(), 401)
+            }
+            other => panic!("expected 401, got {:?}", other.map(|(_, r)| r.status())),
+        }
+        jwt = token(&["user.42.*"], &[], 60);
+    }
+    publisher.unwrap().join().unwrap();
+    let expected: Vec<String> = (0..COUNT).map(|i| i.to_string()).collect();
+    assert_eq!(got, expected, "every message, once, in order");
+    assert!(
+        per_connection.len() == 2 && per_connection.iter().all(|&n| n > 0),
+        "the expiry fell mid-stream: {per_connection:?}"
+    );
+    common::wait_until("the closed connection counted", || {
+        server.stats()["transports"]["ws"]["close_codes"]["4401"] == 1
+    });
 }

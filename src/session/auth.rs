@@ -21,6 +21,11 @@
 //!   handshake carried the publish token, or a token granting that topic.
 //! - Secrets (`--publish-token`, `--admin-token-file`) are compared by
 //!   SHA-256 digest ([`auth::digests_equal`]).
+//! - Expiry: a subscription that needed a token lasts as long as the token
+//!   ([`Session::token_expiry`]): an SSE stream ends, a `/ws` connection
+//!   closes with [`super::websocket::TOKEN_EXPIRED`], a parked long poll is
+//!   answered (empty) at that instant. The next request with the same token
+//!   is refused `401`; one with a fresh token resumes from its cursor.
 
 use crate::auth::{self, carrier, AuthError, Grants};
 use crate::config::Config;
@@ -28,7 +33,8 @@ use crate::wire::http1::RequestHead;
 use crate::wire::query::Query;
 use crate::wire::websocket::origin_allowed;
 
-use super::{Ctx, Refusal};
+use super::{Ctx, Refusal, Session};
+use crate::timers::Instant;
 
 /// The token of a `Bearer` `Authorization` header, whatever the case of
 /// the scheme; `None` without one.
@@ -112,6 +118,19 @@ pub fn check_subscribe(
     let policy = &ctx.config.auth;
     let token = presented(head, query, ctx.config, true).map(|(t, _)| t);
     Ok(policy.authorize_subscribe(token, topics, ctx.unix_secs())?)
+}
+
+impl Session {
+    /// When the token of the subscribing request being served stops being
+    /// accepted, on the loop's clock: `exp` plus `--jwt-leeway` (the first
+    /// Unix second [`auth::Verifier::verify`] refuses). `None` when the
+    /// request needed no token (no key, or public topics only): nothing
+    /// expires.
+    pub(super) fn token_expiry(&self, ctx: &Ctx) -> Option<Instant> {
+        self.grants
+            .as_ref()
+            .map(|g| ctx.instant_of_unix(g.valid_until))
+    }
 }
 
 /// What a `/ws` subscriber may publish, decided at its handshake.

@@ -7,6 +7,10 @@
 //! The cursor is what makes long polling lossless (RFC 6202 §2.2, "message
 //! ordering"): a message published while the client is between two
 //! requests is still in the history, and the next request's `since` finds it.
+//!
+//! A hold that needed a token ends no later than the token: at `exp` plus
+//! `--jwt-leeway` it is answered as on its timeout, and the next poll needs
+//! a fresh token (session/auth.rs).
 
 use super::http::ReqInfo;
 use super::subscription::Subscription;
@@ -78,7 +82,12 @@ impl Session {
             sub,
             after: batch.next_seq,
             started: ctx.now,
-            deadline: ctx.now + timeout,
+            // A hold opened with a token ends with it, like a stream
+            // (session/auth.rs): answered empty, the next poll needs a
+            // fresh token and resumes from the same cursor.
+            deadline: self
+                .token_expiry(ctx)
+                .map_or(ctx.now + timeout, |at| at.min(ctx.now + timeout)),
             req,
         });
     }

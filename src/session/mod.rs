@@ -65,6 +65,8 @@ pub mod trace;
 pub mod websocket;
 
 #[cfg(test)]
+mod expiry_tests;
+#[cfg(test)]
 mod lifecycle_tests;
 
 use std::rc::Rc;
@@ -119,9 +121,14 @@ impl Ctx<'_> {
         (self.wall_origin_ms + self.now.as_micros() / 1000) / 1000
     }
 
-    /// The instant at which Unix time `unix` (seconds) arrives.
+    /// The instant at which Unix time `unix` (seconds) arrives:
+    /// [`Instant::ZERO`] for a time before it, and far in the future (not
+    /// an overflow) for a token whose `exp` is near `u64::MAX`.
     pub fn instant_of_unix(&self, unix: u64) -> Instant {
-        Instant::from_millis((unix * 1000).saturating_sub(self.wall_origin_ms))
+        let ms = unix
+            .saturating_mul(1000)
+            .saturating_sub(self.wall_origin_ms);
+        Instant::from_micros(ms.saturating_mul(1000))
     }
 
     /// What the server holds against its memory budgets, for `/stats`.

@@ -45,6 +45,13 @@
 //!   random number generator), so streams opened together do not all
 //!   reconnect together. The stream is flushed, then closed; the client
 //!   reconnects after `retry` and resumes.
+//! - A stream opened with a token (some topic was not public) ends when the
+//!   token does: at its `exp` plus `--jwt-leeway`, the first instant at
+//!   which the same request would be refused. It ends as a max-lifetime
+//!   stream does (flushed, then closed, no event of its own: a client that
+//!   does not know about tokens sees an ordinary end of stream), and the
+//!   client comes back with a fresh token and its `Last-Event-ID`
+//!   (docs/security.md § "When a token expires").
 //!
 //! - A cross-origin `EventSource` (with or without `withCredentials`) from
 //!   an origin `--allow-origin` allows gets the CORS headers on the stream's
@@ -98,6 +105,9 @@ pub struct Stream {
     next_heartbeat: Option<Instant>,
     /// When `--sse-max-lifetime` ends the stream.
     close_at: Option<Instant>,
+    /// When the token the stream was opened with expires; `None` when no
+    /// token was needed.
+    token_expiry: Option<Instant>,
     /// Bytes queued when the stream started (head, `retry`, notices, replay):
     /// exempt from the slow-consumer limit.
     initial_bytes: u64,
@@ -106,9 +116,10 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// The earliest of the next heartbeat and the end of the lifetime.
+    /// The earliest of the next heartbeat, the end of the lifetime and the
+    /// token's expiry.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.next_heartbeat, self.close_at]
+        [self.next_heartbeat, self.close_at, self.token_expiry]
             .into_iter()
             .flatten()
             .min()
@@ -126,6 +137,7 @@ impl Stream {
     fn disarm(&mut self) {
         self.next_heartbeat = None;
         self.close_at = None;
+        self.token_expiry = None;
     }
 }
 
@@ -268,6 +280,7 @@ impl Session {
                 .config
                 .sse_max_lifetime
                 .map(|max| lifetime_deadline(ctx.now, max, self.id)),
+            token_expiry: self.token_expiry(ctx),
             initial_bytes: queued as u64,
             queued_total: queued as u64,
         };
@@ -302,8 +315,8 @@ impl Session {
         self.sse_check_backlog(ctx);
     }
 
-    /// The stream's deadline passed: end it (max lifetime) or send a
-    /// heartbeat.
+    /// The stream's deadline passed: end it (token expired, max lifetime)
+    /// or send a heartbeat.
     pub(super) fn sse_timeout(&mut self, ctx: &mut Ctx) {
         let now = ctx.now;
         let open = self.lifecycle == Lifecycle::Open;
@@ -314,6 +327,15 @@ impl Session {
             // Closing or lingering (shutdown, max lifetime): nothing more is
             // written, and no deadline of the stream may fire again.
             stream.disarm();
+            return;
+        }
+        if stream.token_expiry.is_some_and(|at| now >= at) {
+            stream.disarm();
+            ctx.stats.of(Transport::Sse).token_expiry_closes += 1;
+            ctx.trace(self.serial, self.transport, "timeout", 0, || {
+                "sse token expired".into()
+            });
+            self.lifecycle = Lifecycle::Closing;
             return;
         }
         if stream.close_at.is_some_and(|at| now >= at) {
@@ -750,6 +772,7 @@ mod tests {
             multi: false,
             next_heartbeat: None,
             close_at: None,
+            token_expiry: None,
             initial_bytes: 100,
             queued_total: 150,
         };

@@ -39,6 +39,11 @@
 //!   grants the topic and has not expired; otherwise its text closes with
 //!   1008 and a reason naming the problem. A message over `--max-message`
 //!   closes with 1009.
+//! - A `/ws` connection opened with a token (some topic was not public)
+//!   lasts as long as the token: at its `exp` plus `--jwt-leeway` the
+//!   server starts the closing handshake with [`TOKEN_EXPIRED`] (4401,
+//!   reason "token expired"). The client reconnects with a fresh token and
+//!   `since` = the last id it received, and misses nothing.
 //! - No message is sent twice: the connection remembers the last sequence
 //!   number it sent, and a live message at or below it is skipped.
 //! - Two limits on output. Bytes the peer causes (echoes, pongs) are
@@ -92,6 +97,18 @@ use crate::wire::websocket::{
 /// peer's close (RFC 6455 §7.1.1 leaves both to the server).
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The close code of a `/ws` connection whose token expired. RFC 6455
+/// §7.4.2 leaves 4000–4999 to applications; 4401 reads as HTTP's `401`
+/// (the same request made now would get it), as in other WebSocket
+/// protocols that close for authorization. It tells a client to fetch a
+/// fresh token before reconnecting, where 1008 (a publish refused) means
+/// the request itself is wrong. Documented in docs/security.md and
+/// docs/websocket.md.
+pub const TOKEN_EXPIRED: CloseCode = CloseCode(4401);
+
+/// The reason sent with [`TOKEN_EXPIRED`].
+pub const TOKEN_EXPIRED_REASON: &str = "token expired";
+
 const TEXT: Opcode = Opcode::Data(DataOpcode::Text);
 const BINARY: Opcode = Opcode::Data(DataOpcode::Binary);
 
@@ -131,6 +148,9 @@ pub struct WsConn {
     close_deadline: Option<Instant>,
     /// The code of the close frame that started the closing handshake.
     close_code: Option<u16>,
+    /// When the token the connection was opened with expires (`/ws` with a
+    /// token only); cleared once closing.
+    token_expiry: Option<Instant>,
     /// Output queued past which the peer is no longer read.
     backpressure_at: usize,
     /// Bytes queued by the handshake and the replay (exempt from the
@@ -145,9 +165,10 @@ impl WsConn {
         self.protocol.assembling_bytes()
     }
 
-    /// The earliest of the next ping and the closing deadline.
+    /// The earliest of the next ping, the closing deadline and the token's
+    /// expiry.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.next_ping, self.close_deadline]
+        [self.next_ping, self.close_deadline, self.token_expiry]
             .into_iter()
             .flatten()
             .min()
@@ -332,6 +353,9 @@ impl Session {
             heard: false,
             close_deadline: None,
             close_code: None,
+            // None on `/echo` and on `/ws` with public topics only: no
+            // token was needed.
+            token_expiry: self.token_expiry(ctx),
             backpressure_at: ctx.config.max_queued_bytes,
             initial_bytes: queued as u64,
             queued_total: queued as u64,
@@ -612,6 +636,7 @@ impl Session {
     fn ws_closing(&mut self, ctx: &mut Ctx) {
         if let State::WebSocket(conn) = &mut self.state {
             conn.next_ping = None;
+            conn.token_expiry = None;
             conn.close_deadline = Some(ctx.now + CLOSE_TIMEOUT);
         }
         if self.lifecycle == Lifecycle::Open {
@@ -648,8 +673,9 @@ impl Session {
         }
     }
 
-    /// The connection's deadline passed: a ping is due (or the peer missed
-    /// the last one), or the closing handshake took too long.
+    /// The connection's deadline passed: the closing handshake took too
+    /// long, the token expired, or a ping is due (or the peer missed the
+    /// last one).
     pub(super) fn ws_timeout(&mut self, ctx: &mut Ctx) {
         let now = ctx.now;
         let (id, t) = (self.serial, self.transport);
@@ -661,6 +687,10 @@ impl Session {
             ctx.trace(id, t, "timeout", 0, || "websocket closing handshake".into());
             self.lifecycle = Lifecycle::Closed;
             return;
+        }
+        if conn.token_expiry.is_some_and(|at| now >= at) {
+            ctx.trace(id, t, "timeout", 0, || "websocket token expired".into());
+            return self.ws_close_first(TOKEN_EXPIRED, TOKEN_EXPIRED_REASON, ctx);
         }
         let Some(due) = conn.next_ping.filter(|&at| now >= at) else {
             return;
