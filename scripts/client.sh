@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The browser client (client/pushlab.js, docs/client.md):
 #
-#   scripts/client.sh [case...]     # ~75 s; cases: see scripts/e2e/client.test.mjs
+#   scripts/client.sh [case...]     # ~100 s; cases: see scripts/e2e/client.test.mjs
 #
 # 1. its size budget (under 5 KB gzipped) and a syntax check;
 # 2. in headless Chromium (Debian's chromium, installed here if missing;
@@ -11,7 +11,11 @@
 #    connections cut every few seconds, SSE streams ended by
 #    --sse-max-lifetime, long polling through cuts, a server restart →
 #    onReset then streaming again, and a rolling restart on --data-dir (no
-#    reset). Every message exactly once, in order.
+#    reset); then signed tokens without pushlab.js: a page reads private
+#    topics through EventSource and WebSocket with the pushlab_token cookie
+#    (refused without it), the server ends its stream each time the 1–2 s
+#    token expires, and the page resumes with a fresh cookie from a
+#    test-only issuer. Every message exactly once, in order.
 # Builds pushlab (or runs $PUSHLAB_BIN). Exit 0 pass, 1 fail, 2 setup failed.
 set -euo pipefail
 

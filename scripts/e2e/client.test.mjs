@@ -17,6 +17,14 @@
 //             (streams ended, WebSockets closed 1001, holds answered), a new
 //             one starts on the same directory and the proxy moves to it:
 //             no reset, every message exactly once, in order
+//   cookie-sse, cookie-ws   signed tokens (docs/security.md), without
+//             pushlab.js: a page reads private topics through the browser's
+//             own EventSource / WebSocket with the `pushlab_token` cookie,
+//             after checking it is refused without one; each token lives
+//             1–2 s, so the server ends the stream at its expiry several
+//             times (SSE: end of stream; WebSocket: close 4401) and the page
+//             gets a fresh cookie from a test-only issuer (tokens.mjs) and
+//             resumes from its cursor
 //
 // Each case starts its own pushlab(s) (PIDs written to PIDFILE so the calling
 // script can stop them whatever happens) and a TCP proxy (tcpproxy.mjs) in
@@ -36,6 +44,7 @@ import { createInterface } from "node:readline";
 import { openBrowser } from "./browser.mjs";
 import { startProxy } from "./tcpproxy.mjs";
 import { judge, publishSteadily, subscribeInPage } from "./delivery.mjs";
+import { newKey, signHs256, startIssuer, subscribeWithCookie } from "./tokens.mjs";
 
 const [bin, pidfile, ...only] = process.argv.slice(2);
 if (!bin || !pidfile) {
@@ -74,6 +83,51 @@ async function stopServer(s) {
   s.child.kill("SIGKILL");
   children.delete(s.child);
   savePids();
+}
+
+// A private topic read with a cookie whose token keeps expiring, over
+// `transport` ("sse" or "ws"): the page is refused without the cookie, then
+// streams through every expiry. Besides the delivery tally, `checks` lists
+// what went wrong with the tokens themselves.
+async function cookieCase(transport) {
+  await browser.context.clearCookies();
+  const key = newKey();
+  const srv = await startServer("--jwt-secret-file", key.file, "--jwt-leeway", "0s", "--sse-retry", "500ms");
+  const topics = ["alpha", "beta"];
+  const issuer = await startIssuer(key.secret, { life: 2, subscribe: topics });
+  try {
+    const sub = await subscribeWithCookie(browser, srv.port, issuer.url, transport, topics);
+    const exp = Math.floor(Date.now() / 1000) + 600;
+    const bearer = { Authorization: `Bearer ${signHs256(key.secret, { exp, pushlab: { publish: topics } })}` };
+    const sent = await publishSteadily(() => srv.port, 120, 40, null, bearer);
+    const r = await sub.collect(sent.at(-1).id);
+    const { log } = r;
+    const checks = [];
+    if (log.refusedSse !== "refused") checks.push(`EventSource without cookie: ${log.refusedSse}`);
+    if (log.refusedWs !== "refused, close 1006") checks.push(`WebSocket without cookie: ${log.refusedWs}`);
+    if (!log.refusedPoll.startsWith("401 Bearer")) checks.push(`poll without cookie: ${log.refusedPoll}`);
+    if (log.pollWithCookie !== 200) checks.push(`poll with cookie: ${log.pollWithCookie}`);
+    // Every end the page saw was an expiry the server counted.
+    const ends = transport === "sse" ? log.ended : log.closes.length;
+    if (ends < 2) checks.push(`only ${ends} expiries mid-stream`);
+    if (log.closes.some((c) => c !== "4401 token expired")) checks.push(`closes ${log.closes}`);
+    const counted = (s) => transport === "sse" ? s.transports.sse.token_expiry_closes : s.transports.ws.close_codes["4401"] ?? 0;
+    let server = -1;
+    for (const until = Date.now() + 5000; Date.now() < until; await sleep(50)) {
+      server = counted(await (await fetch(`http://127.0.0.1:${srv.port}/stats`)).json());
+      if (server === ends) break;
+    }
+    if (server !== ends) checks.push(`the server counted ${server} expiries, the page saw ${ends}`);
+    const how = transport === "sse" ? `, ${log.native} EventSource reconnections, ${log.reopened} reopened` : "";
+    const note = `refused without cookie (EventSource ${log.refusedSse}, WebSocket ${log.refusedWs}, fetch ${log.refusedPoll.slice(0, 3)}); ` +
+      `${ends} expiries, ${log.renewals} cookies issued${how}`;
+    return { sent, r, note, expect: { final: transport, minOpens: 3 }, checks };
+  } finally {
+    await issuer.close();
+    await stopServer(srv);
+    key.remove();
+    await browser.context.clearCookies();
+  }
 }
 
 const started = Date.now();
@@ -184,6 +238,8 @@ const CASES = {
       rmSync(dir, { recursive: true, force: true });
     }
   },
+  "cookie-sse": () => cookieCase("sse"),
+  "cookie-ws": () => cookieCase("ws"),
 };
 
 for (const name of Object.keys(CASES)) {
@@ -192,8 +248,9 @@ for (const name of Object.keys(CASES)) {
   let problems = [];
   let line = "";
   try {
-    const { sent, r, note, expect } = await CASES[name]();
+    const { sent, r, note, expect, checks = [] } = await CASES[name]();
     ({ problems, line } = judge(sent, r, expect, note));
+    problems.push(...checks);
   } catch (e) {
     problems.push(e.message);
   }

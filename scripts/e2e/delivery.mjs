@@ -48,16 +48,17 @@ export async function subscribeInPage(browser, proxyPort, options) {
 }
 
 // Publishes `count` messages, one every `every` ms, alternating two topics,
-// to whichever server `target()` names; a refused publish (the server is
-// restarting) is retried until it succeeds. Returns [{topic, id, data}].
-export async function publishSteadily(target, count, every, during) {
+// to whichever server `target()` names, with `headers` (a token); a refused
+// publish (the server is restarting) is retried until it succeeds. Returns
+// [{topic, id, data}].
+export async function publishSteadily(target, count, every, during, headers = {}) {
   const sent = [];
   for (let k = 0; k < count; k++) {
     const topic = k % 2 ? "beta" : "alpha";
     const data = k % 10 === 3 ? `line one ${k}\nline two` : `m${k}`;
     for (let tries = 0; ; tries++) {
       try {
-        const r = await fetch(`http://127.0.0.1:${target()}/publish?topic=${topic}`, { method: "POST", body: data });
+        const r = await fetch(`http://127.0.0.1:${target()}/publish?topic=${topic}`, { method: "POST", body: data, headers });
         if (r.status !== 200) throw new Error(`publish ${r.status}`);
         sent.push({ topic, id: (await r.json()).id, data });
         break;
