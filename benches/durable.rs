@@ -32,6 +32,7 @@ fn group(first: u64, n: u64, data: &str) -> Vec<u8> {
                 seq,
                 unix_ms: 0,
                 topic: "bench",
+                kind: pushlab::hub::Kind::Text,
                 data,
             },
         );

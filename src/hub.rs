@@ -21,8 +21,9 @@ use std::time::Duration;
 
 pub use crate::ids::{base36, is_valid_topic, Cursor, IdHasher};
 pub use crate::log::{
-    Batch, Commit, Completion, EncodedForms, Group, History, HubError, Log, LogEvent, LogOutput,
-    LogUsage, MemoryLog, Message, Slot, Ticket, FORGOTTEN_BUCKETS, MESSAGE_OVERHEAD,
+    decode_binary, encode_binary, Batch, Commit, Completion, EncodedForms, Group, History,
+    HubError, Kind, Log, LogEvent, LogOutput, LogUsage, MemoryLog, Message, Slot, Ticket,
+    FORGOTTEN_BUCKETS, MESSAGE_OVERHEAD,
 };
 use crate::time::Instant;
 
@@ -189,14 +190,21 @@ impl Hub {
         crate::ids::format_id(self.epoch(), seq)
     }
 
-    /// Appends a message to `topic`: the [`Commit`] carrying this ticket
+    /// Appends a message of `kind` to `topic` (`data` is a binary
+    /// message's base64, see [`Kind`]): the [`Commit`] carrying this ticket
     /// comes from [`Hub::poll_commit`] (at once for a [`MemoryLog`]).
-    pub fn append(&mut self, topic: &str, data: &str, now: Instant) -> Result<Ticket, HubError> {
+    pub fn append(
+        &mut self,
+        topic: &str,
+        kind: Kind,
+        data: &str,
+        now: Instant,
+    ) -> Result<Ticket, HubError> {
         if !is_valid_topic(topic) {
             return Err(HubError::InvalidTopic);
         }
         let ticket = self.next_ticket;
-        self.log.append(ticket, topic, data, now)?;
+        self.log.append(ticket, topic, kind, data, now)?;
         self.next_ticket += 1;
         Ok(ticket)
     }
@@ -219,7 +227,27 @@ impl Hub {
         data: &str,
         now: Instant,
     ) -> Result<Rc<Message>, HubError> {
-        let ticket = self.append(topic, data, now)?;
+        self.publish_kind(topic, Kind::Text, data, now)
+    }
+
+    /// [`Hub::publish`] of the bytes `data` as a binary message.
+    pub fn publish_binary(
+        &mut self,
+        topic: &str,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<Rc<Message>, HubError> {
+        self.publish_kind(topic, Kind::Binary, &encode_binary(data), now)
+    }
+
+    fn publish_kind(
+        &mut self,
+        topic: &str,
+        kind: Kind,
+        data: &str,
+        now: Instant,
+    ) -> Result<Rc<Message>, HubError> {
+        let ticket = self.append(topic, kind, data, now)?;
         let commit = self
             .poll_commit()
             .expect("Hub::publish needs a log that commits within append");

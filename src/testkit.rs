@@ -133,6 +133,12 @@ impl Rig {
         self.hub.publish(topic, data, self.now).unwrap()
     }
 
+    /// Publishes the bytes `data` as a binary message, as another
+    /// connection would.
+    pub fn publish_binary(&mut self, topic: &str, data: &[u8]) -> Rc<Message> {
+        self.hub.publish_binary(topic, data, self.now).unwrap()
+    }
+
     /// Publishes and fans the message out to `sessions`, as the loop does.
     pub fn publish_to(&mut self, topic: &str, data: &str, sessions: &mut [&mut Session]) {
         let msg = self.publish(topic, data);

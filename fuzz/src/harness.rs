@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use pushlab::config::{Config, READ_CHUNK};
 use pushlab::engine::{ConnId, Engine, Io, Peer, Written};
-use pushlab::hub::Cursor;
+use pushlab::hub::{Cursor, Kind as MessageKind};
 use pushlab::session::{Lifecycle, Session};
 use pushlab::stats::{Stats, Transport};
 use pushlab::testkit;
@@ -962,9 +962,9 @@ impl Rig {
 
     /// Another client publishes `data` on `topic`.
     pub fn publish(&mut self, topic: &str, data: &str) {
-        let _ = self
-            .engine
-            .handle_publish(self.now, topic, data, &mut self.kernel);
+        let _ =
+            self.engine
+                .handle_publish(self.now, topic, MessageKind::Text, data, &mut self.kernel);
         self.after_call();
         self.turn(false);
     }

@@ -10,7 +10,7 @@ use super::memory_tests::{open, upgrade, Sink, T0};
 use super::{Engine, Input};
 use crate::config::Config;
 use crate::hub::{
-    Commit, Completion, Group, History, Hub, HubError, Log, LogEvent, LogOutput, Ticket,
+    Commit, Completion, Group, History, Hub, HubError, Kind, Log, LogEvent, LogOutput, Ticket,
     DEFAULT_HISTORY_MEMORY, DEFAULT_MAX_TOPICS,
 };
 use crate::time::Instant;
@@ -22,8 +22,8 @@ use crate::wire::websocket::{encode_masked_frame, DataOpcode, Opcode};
 struct HeldLog {
     seq: u64,
     history: History,
-    /// Appended, not yet synced: (ticket, seq, topic, data, at).
-    waiting: VecDeque<(Ticket, u64, String, String, Instant)>,
+    /// Appended, not yet synced: (ticket, seq, topic, kind, data, at).
+    waiting: VecDeque<(Ticket, u64, String, Kind, String, Instant)>,
     commits: VecDeque<Commit>,
     output: VecDeque<LogOutput>,
 }
@@ -58,6 +58,7 @@ impl Log for HeldLog {
         &mut self,
         ticket: Ticket,
         topic: &str,
+        kind: Kind,
         data: &str,
         now: Instant,
     ) -> Result<(), HubError> {
@@ -69,7 +70,7 @@ impl Log for HeldLog {
             bytes: data.as_bytes().to_vec(),
         }));
         self.waiting
-            .push_back((ticket, self.seq, topic.into(), data.into(), now));
+            .push_back((ticket, self.seq, topic.into(), kind, data.into(), now));
         Ok(())
     }
 
@@ -93,9 +94,9 @@ impl Log for HeldLog {
         match event {
             LogEvent::Disk(Completion::Durable { upto, .. }) => {
                 while self.waiting.front().is_some_and(|w| w.1 < upto) {
-                    let (ticket, seq, topic, data, at) = self.waiting.pop_front().unwrap();
+                    let (ticket, seq, topic, kind, data, at) = self.waiting.pop_front().unwrap();
                     let id = crate::ids::format_id("e1", seq).into_boxed_str();
-                    let outcome = self.history.append(&topic, seq, id, &data, at);
+                    let outcome = self.history.append(&topic, seq, id, kind, &data, at);
                     self.commits.push_back(Commit {
                         ticket: Some(ticket),
                         outcome,

@@ -7,6 +7,7 @@ use std::io::IoSlice;
 
 use super::{ConnId, Engine, Io, Written};
 use crate::config::Config;
+use crate::hub::Kind;
 use crate::session::encoded;
 use crate::time::Instant;
 
@@ -85,7 +86,9 @@ fn a_message_keeps_no_wire_form_once_every_subscriber_has_it() {
     let before: Vec<usize> = subscribers.iter().map(|c| written(&io, c)).collect();
     // Control characters and newlines: several times larger in every form.
     let data = "\u{1}\n".repeat(2048);
-    engine.handle_publish(T0, "h", &data, &mut io).unwrap();
+    engine
+        .handle_publish(T0, "h", Kind::Text, &data, &mut io)
+        .unwrap();
     let topics: [std::rc::Rc<str>; 1] = ["h".into()];
     let batch = engine.hub_mut().read(&topics, &crate::hub::Cursor::All, T0);
     let msg = batch.messages[0].clone();

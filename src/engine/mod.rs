@@ -53,7 +53,7 @@ use crate::clients::Clients;
 use crate::config::{Config, MAX_IOVECS, MAX_REFUSING, SHUTDOWN_GRACE};
 use crate::file_log::log::FileLog;
 use crate::hub::{
-    Commit, History, Hub, HubError, Log, LogEvent, LogOutput, MemoryLog, Message, Ticket,
+    Commit, History, Hub, HubError, Kind, Log, LogEvent, LogOutput, MemoryLog, Message, Ticket,
 };
 use crate::session::{Assembly, Ctx, Deflate, Lifecycle, Refusal, Session};
 use crate::stats::{Stats, TraceEvent, Tracer, Transport};
@@ -514,10 +514,11 @@ impl Engine {
         &mut self,
         now: Instant,
         topic: &str,
+        kind: Kind,
         data: &str,
         io: &mut impl Io,
     ) -> Result<Ticket, HubError> {
-        let ticket = self.hub.append(topic, data, now)?;
+        let ticket = self.hub.append(topic, kind, data, now)?;
         self.handle_log(now, io);
         Ok(ticket)
     }

@@ -13,7 +13,8 @@
 //!           the CRC covers the 4 length bytes and the payload, so a flipped
 //!           length is caught like a flipped data byte
 //! payload = sequence number (8, LE) | publish time, Unix ms (8, LE) |
-//!           flags (1; 0 = a UTF-8 text message, others refused) |
+//!           flags (1; 0 = a UTF-8 text message, 1 = a binary message
+//!           whose data is its standard base64, others refused) |
 //!           topic length (1) | topic | data (the rest)
 //! ```
 //!
@@ -35,6 +36,7 @@ use std::fmt;
 
 use crate::config::MAX_TOPIC_LEN;
 use crate::ids::is_valid_topic;
+use crate::log::{decode_binary, Kind};
 
 /// The first 8 bytes of every segment (the last one is the format version).
 pub const MAGIC: &[u8; 8] = b"PUSHLOG1";
@@ -47,6 +49,13 @@ pub const RECORD_HEAD: usize = 8;
 
 /// Bytes of a payload before the topic.
 const PAYLOAD_FIXED: usize = 8 + 8 + 1 + 1;
+
+/// The flags byte of a text message's record: its data is the UTF-8 text.
+pub const FLAGS_TEXT: u8 = 0;
+
+/// The flags byte of a binary message's record: its data is the standard
+/// base64 of the bytes, as the message keeps it (`crate::log::Kind`).
+pub const FLAGS_BINARY: u8 = 1;
 
 /// Largest payload a record may declare. Messages are bounded far below
 /// (`--max-message`, `--ws-max-message`); a larger length is corruption,
@@ -78,6 +87,8 @@ pub struct Record<'a> {
     /// after a restart).
     pub unix_ms: u64,
     pub topic: &'a str,
+    /// Text, or binary with `data` its base64 (the flags byte).
+    pub kind: Kind,
     pub data: &'a str,
 }
 
@@ -210,7 +221,10 @@ pub fn encode_record(out: &mut Vec<u8>, record: &Record<'_>) {
     out.extend_from_slice(&[0; 4]); // the checksum, below
     out.extend_from_slice(&record.seq.to_le_bytes());
     out.extend_from_slice(&record.unix_ms.to_le_bytes());
-    out.push(0); // flags: a text message
+    out.push(match record.kind {
+        Kind::Text => FLAGS_TEXT,
+        Kind::Binary => FLAGS_BINARY,
+    });
     out.push(record.topic.len() as u8);
     out.extend_from_slice(record.topic.as_bytes());
     out.extend_from_slice(record.data.as_bytes());
@@ -247,9 +261,11 @@ pub fn decode_record(bytes: &[u8], expected_seq: u64) -> Result<(Record<'_>, usi
     let seq = u64::from_le_bytes(payload[..8].try_into().expect("8 bytes"));
     let unix_ms = u64::from_le_bytes(payload[8..16].try_into().expect("8 bytes"));
     let (flags, topic_len) = (payload[16], payload[17] as usize);
-    if flags != 0 {
-        return Err(RecordError::Malformed("unknown flags"));
-    }
+    let kind = match flags {
+        FLAGS_TEXT => Kind::Text,
+        FLAGS_BINARY => Kind::Binary,
+        _ => return Err(RecordError::Malformed("unknown flags")),
+    };
     if seq != expected_seq {
         return Err(RecordError::Malformed("sequence number out of place"));
     }
@@ -263,11 +279,17 @@ pub fn decode_record(bytes: &[u8], expected_seq: u64) -> Result<(Record<'_>, usi
         .ok_or(RecordError::Malformed("invalid topic"))?;
     let data = std::str::from_utf8(&rest[topic_len..])
         .map_err(|_| RecordError::Malformed("data is not UTF-8"))?;
+    // A binary message is delivered as its bytes: data that does not
+    // decode could not be.
+    if kind == Kind::Binary && decode_binary(data).is_none() {
+        return Err(RecordError::Malformed("binary data is not base64"));
+    }
     Ok((
         Record {
             seq,
             unix_ms,
             topic,
+            kind,
             data,
         },
         total,
@@ -350,14 +372,22 @@ mod tests {
     struct Owned {
         unix_ms: u64,
         topic: String,
+        kind: Kind,
         data: String,
     }
 
+    /// Text records, and binary ones whose data is the base64 of any bytes.
     fn owned() -> impl Strategy<Value = Owned> {
-        (any::<u64>(), "[A-Za-z0-9._~-]{1,20}", ".{0,40}").prop_map(|(unix_ms, topic, data)| {
+        let data = prop_oneof![
+            ".{0,40}".prop_map(|d| (Kind::Text, d)),
+            proptest::collection::vec(any::<u8>(), 0..40)
+                .prop_map(|b| (Kind::Binary, crate::log::encode_binary(&b))),
+        ];
+        (any::<u64>(), "[A-Za-z0-9._~-]{1,20}", data).prop_map(|(unix_ms, topic, (kind, data))| {
             Owned {
                 unix_ms,
                 topic,
+                kind,
                 data,
             }
         })
@@ -381,6 +411,7 @@ mod tests {
                     seq: first + i as u64,
                     unix_ms: r.unix_ms,
                     topic: &r.topic,
+                    kind: r.kind,
                     data: &r.data,
                 },
             );
@@ -396,6 +427,7 @@ mod tests {
             .map(|r| Owned {
                 unix_ms: r.unix_ms,
                 topic: r.topic.into(),
+                kind: r.kind,
                 data: r.data.into(),
             })
             .collect();
@@ -404,9 +436,9 @@ mod tests {
 
     fn same(a: &[Owned], b: &[Owned]) -> bool {
         a.len() == b.len()
-            && a.iter()
-                .zip(b)
-                .all(|(x, y)| (x.unix_ms, &x.topic, &x.data) == (y.unix_ms, &y.topic, &y.data))
+            && a.iter().zip(b).all(|(x, y)| {
+                (x.unix_ms, &x.topic, x.kind, &x.data) == (y.unix_ms, &y.topic, y.kind, &y.data)
+            })
     }
 
     #[test]
@@ -416,6 +448,7 @@ mod tests {
             seq: 7,
             unix_ms: 1000,
             topic: "t",
+            kind: Kind::Text,
             data: "hi",
         };
         encode_record(&mut out, &r);
@@ -429,6 +462,23 @@ mod tests {
             decode_record(&out, 8).unwrap_err(),
             RecordError::Malformed("sequence number out of place")
         );
+    }
+
+    #[test]
+    fn a_binary_record_has_flags_1_and_its_base64_as_data() {
+        let mut out = Vec::new();
+        let r = Record {
+            seq: 7,
+            unix_ms: 1000,
+            topic: "t",
+            kind: Kind::Binary,
+            data: "AP8=",
+        };
+        encode_record(&mut out, &r);
+        assert_eq!(&out[24..], b"\x01\x01tAP8=");
+        let (back, _) = decode_record(&out, 7).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(decode_binary(back.data).unwrap(), [0, 255]);
     }
 
     #[test]
@@ -471,9 +521,11 @@ mod tests {
         p.extend_from_slice(&1u64.to_le_bytes());
         p.extend_from_slice(&0u64.to_le_bytes());
         for (flags, topic, data, why) in [
-            (1u8, &b"t"[..], &b"x"[..], "unknown flags"),
+            (2u8, &b"t"[..], &b"x"[..], "unknown flags"),
             (0, b"a b", b"x", "invalid topic"),
             (0, b"t", b"\xff", "data is not UTF-8"),
+            (1, b"t", b"x", "binary data is not base64"),
+            (1, b"t", b"AP8", "binary data is not base64"),
         ] {
             let mut q = p.clone();
             q.push(flags);

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use super::disk::{Completion, DiskError};
 use super::format::{encode_record, Record};
+use crate::log::Kind;
 use crate::time::Instant;
 
 /// How long publishes are refused at once after the disk failed, before a
@@ -37,6 +38,7 @@ pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct Pending {
     pub seq: u64,
     pub topic: Rc<str>,
+    pub kind: Kind,
     pub data: Box<str>,
     pub published_at: Instant,
 }
@@ -107,7 +109,13 @@ impl Journal {
 
     /// Numbers a message and adds its record to the turn's group; refused
     /// while the disk is in trouble (for [`RETRY_AFTER`] after a failure).
-    pub fn append(&mut self, topic: &str, data: &str, now: Instant) -> Result<u64, DiskError> {
+    pub fn append(
+        &mut self,
+        topic: &str,
+        kind: Kind,
+        data: &str,
+        now: Instant,
+    ) -> Result<u64, DiskError> {
         if let Some((until, error)) = &self.refusing {
             if now < *until {
                 return Err(error.clone());
@@ -125,6 +133,7 @@ impl Journal {
                 seq,
                 unix_ms,
                 topic,
+                kind,
                 data,
             },
         );
@@ -132,6 +141,7 @@ impl Journal {
         self.pending.push_back(Pending {
             seq,
             topic: Rc::from(topic),
+            kind,
             data: data.into(),
             published_at: now,
         });
@@ -203,15 +213,15 @@ mod tests {
     fn a_turn_of_appends_is_one_group_committed_when_the_writer_says_durable() {
         let mut j = Journal::new(5, 1_000_000);
         let t = Instant::from_millis(250);
-        assert_eq!(j.append("a", "x", t), Ok(5));
-        assert_eq!(j.append("b", "yy", t), Ok(6));
+        assert_eq!(j.append("a", Kind::Text, "x", t), Ok(5));
+        assert_eq!(j.append("b", Kind::Text, "yy", t), Ok(6));
         let g = j.take_group().unwrap();
         assert_eq!((g.generation, g.first_seq, g.end_seq), (0, 5, 7));
         let (r, len) = decode_record(&g.bytes, 5).unwrap();
         assert_eq!((r.topic, r.data, r.unix_ms), ("a", "x", 1_000_250));
         assert_eq!(decode_record(&g.bytes[len..], 6).unwrap().0.data, "yy");
         assert!(j.take_group().is_none(), "nothing new this turn");
-        assert_eq!(j.append("a", "z", t), Ok(7));
+        assert_eq!(j.append("a", Kind::Text, "z", t), Ok(7));
         let g2 = j.take_group().unwrap();
         assert_eq!((g2.first_seq, g2.end_seq), (7, 8));
         assert!(g2.bytes.len() > RECORD_HEAD);
@@ -241,14 +251,14 @@ mod tests {
         let mut j = Journal::new(1, 0);
         let t = Instant::ZERO;
         for d in ["1", "2"] {
-            j.append("a", d, t).unwrap();
+            j.append("a", Kind::Text, d, t).unwrap();
         }
         j.take_group().unwrap();
         for d in ["3", "4"] {
-            j.append("a", d, t).unwrap();
+            j.append("a", Kind::Text, d, t).unwrap();
         }
         j.take_group().unwrap();
-        j.append("a", "5", t).unwrap(); // still in the turn's group
+        j.append("a", Kind::Text, "5", t).unwrap(); // still in the turn's group
         let s = j.handle_completion(
             Completion::Durable {
                 generation: 0,
@@ -270,10 +280,10 @@ mod tests {
         assert!(j.take_group().is_none(), "refused records are not written");
         // Refused at once for a while, with the same clear error…
         let soon = t + Duration::from_millis(500);
-        assert_eq!(j.append("a", "6", soon), Err(full()));
+        assert_eq!(j.append("a", Kind::Text, "6", soon), Err(full()));
         // …then tried again, numbered from 3 in a new generation.
         let later = t + RETRY_AFTER;
-        assert_eq!(j.append("a", "6", later), Ok(3));
+        assert_eq!(j.append("a", Kind::Text, "6", later), Ok(3));
         let g = j.take_group().unwrap();
         assert_eq!((g.generation, g.first_seq, g.end_seq), (1, 3, 4));
         // A late report on the old generation changes nothing.

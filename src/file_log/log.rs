@@ -14,8 +14,9 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 use super::disk::DiskError;
+use super::format::Record;
 use super::journal::{Journal, Pending, RETRY_AFTER};
-use crate::log::{Commit, History, HubError, Log, LogEvent, LogOutput, Ticket};
+use crate::log::{Commit, History, HubError, Kind, Log, LogEvent, LogOutput, Ticket};
 use crate::time::Instant;
 
 /// Messages made durable in a data directory.
@@ -61,6 +62,7 @@ impl FileLog {
             &pending.topic,
             pending.seq,
             id,
+            pending.kind,
             &pending.data,
             pending.published_at,
         );
@@ -106,12 +108,13 @@ impl Log for FileLog {
         &mut self,
         ticket: Ticket,
         topic: &str,
+        kind: Kind,
         data: &str,
         now: Instant,
     ) -> Result<(), HubError> {
         let seq = self
             .journal
-            .append(topic, data, now)
+            .append(topic, kind, data, now)
             .map_err(|e| refusal(&e))?;
         self.tickets.push_back((seq, ticket));
         Ok(())
@@ -172,12 +175,20 @@ impl Log for FileLog {
     }
 }
 
-/// A message read back at start, for [`History::append`].
-pub fn restore(history: &mut History, epoch: &str, seq: u64, topic: &str, data: &str, at: Instant) {
-    let id: Rc<str> = Rc::from(crate::ids::format_id(epoch, seq));
+/// A message read back at start (its record's `kind` and data), for
+/// [`History::append`].
+pub fn restore(history: &mut History, epoch: &str, record: &Record<'_>, at: Instant) {
+    let id: Rc<str> = Rc::from(crate::ids::format_id(epoch, record.seq));
     // A recovered message the history cannot keep (its bounds are smaller
     // than the directory's) is simply not kept: reads report it missed.
-    let _ = history.append(topic, seq, id.as_ref().into(), data, at);
+    let _ = history.append(
+        record.topic,
+        record.seq,
+        id.as_ref().into(),
+        record.kind,
+        record.data,
+        at,
+    );
 }
 
 #[cfg(test)]
@@ -194,8 +205,8 @@ mod tests {
     #[test]
     fn messages_commit_when_the_writer_says_they_are_durable() {
         let mut log = log();
-        log.append(10, "a", "x", Instant::ZERO).unwrap();
-        log.append(11, "b", "y", Instant::ZERO).unwrap();
+        log.append(10, "a", Kind::Text, "x", Instant::ZERO).unwrap();
+        log.append(11, "b", Kind::Text, "y", Instant::ZERO).unwrap();
         assert!(log.poll_commit().is_none());
         let Some(LogOutput::Records(group)) = log.poll_output() else {
             panic!("one group of records");
@@ -230,7 +241,7 @@ mod tests {
             (DiskError::Failed("EIO".into()), 503),
         ] {
             let mut log = log();
-            log.append(1, "a", "x", Instant::ZERO).unwrap();
+            log.append(1, "a", Kind::Text, "x", Instant::ZERO).unwrap();
             log.poll_output();
             log.handle_event(
                 LogEvent::Disk(Completion::Failed {
@@ -244,9 +255,13 @@ mod tests {
             assert_eq!(c.ticket, Some(1));
             assert_eq!(c.outcome.unwrap_err().status(), status);
             // Refused at once for a while, then tried again.
-            let err = log.append(2, "a", "x", Instant::ZERO).unwrap_err();
+            let err = log
+                .append(2, "a", Kind::Text, "x", Instant::ZERO)
+                .unwrap_err();
             assert_eq!(err.status(), status);
-            assert!(log.append(3, "a", "x", Instant::ZERO + RETRY_AFTER).is_ok());
+            assert!(log
+                .append(3, "a", Kind::Text, "x", Instant::ZERO + RETRY_AFTER)
+                .is_ok());
             assert_eq!(log.head(), 0);
         }
     }
@@ -256,7 +271,8 @@ mod tests {
         let history = History::new(1, Duration::from_secs(60), 1 << 20, 100);
         let mut log = FileLog::new("e1", history, 1, 0);
         for (ticket, seq) in [(1, 1), (2, 2)] {
-            log.append(ticket, "a", "x", Instant::ZERO).unwrap();
+            log.append(ticket, "a", Kind::Text, "x", Instant::ZERO)
+                .unwrap();
             let Some(LogOutput::Records(_)) = log.poll_output() else {
                 panic!("records first");
             };

@@ -38,7 +38,7 @@ use std::mem::size_of;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::{Batch, Cursor, EncodedForms, HubError, Message};
+use super::{Batch, Cursor, EncodedForms, HubError, Kind, Message};
 use crate::time::Instant;
 
 /// Watermarks of reclaimed topics' evictions (a keyed hash of the name picks
@@ -220,6 +220,7 @@ impl History {
         topic: &str,
         seq: u64,
         id: Box<str>,
+        kind: Kind,
         data: &str,
         now: Instant,
     ) -> Result<Rc<Message>, HubError> {
@@ -233,6 +234,7 @@ impl History {
                 topic: Rc::from(topic),
                 seq,
                 id,
+                kind,
                 data: data.into(),
                 published_at: now,
                 encoded: EncodedForms::default(),
@@ -266,6 +268,7 @@ impl History {
             topic: state.name.clone(),
             seq,
             id,
+            kind,
             data: data.into(),
             published_at: now,
             encoded: EncodedForms::default(),

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use super::{Commit, History, HubError, Log, Ticket};
+use super::{Commit, History, HubError, Kind, Log, Ticket};
 use crate::time::Instant;
 
 /// Messages kept in this process's memory only.
@@ -65,12 +65,13 @@ impl Log for MemoryLog {
         &mut self,
         ticket: Ticket,
         topic: &str,
+        kind: Kind,
         data: &str,
         now: Instant,
     ) -> Result<(), HubError> {
         let seq = self.seq + 1;
         let id = crate::ids::format_id(&self.epoch, seq).into_boxed_str();
-        let message = self.history.append(topic, seq, id, data, now)?;
+        let message = self.history.append(topic, seq, id, kind, data, now)?;
         self.seq = seq;
         self.commits.push_back(Commit {
             ticket: Some(ticket),
@@ -103,8 +104,8 @@ mod tests {
     #[test]
     fn an_append_commits_at_once_with_the_next_id() {
         let mut log = MemoryLog::with_bounds("e1", 8, Duration::from_secs(60), 1 << 20, 10);
-        log.append(7, "a", "x", Instant::ZERO).unwrap();
-        log.append(8, "b", "y", Instant::ZERO).unwrap();
+        log.append(7, "a", Kind::Text, "x", Instant::ZERO).unwrap();
+        log.append(8, "b", Kind::Text, "y", Instant::ZERO).unwrap();
         assert_eq!(log.usage().pending, 2);
         let first = log.poll_commit().unwrap();
         assert_eq!(first.ticket, Some(7));
@@ -123,7 +124,7 @@ mod tests {
         // No topic may keep messages: nothing can give way to a new one.
         let mut log = MemoryLog::with_bounds("e1", 8, Duration::from_secs(60), 1 << 20, 0);
         assert_eq!(
-            log.append(1, "a", "x", Instant::ZERO),
+            log.append(1, "a", Kind::Text, "x", Instant::ZERO),
             Err(HubError::TooManyTopics)
         );
         assert_eq!(log.head(), 0);

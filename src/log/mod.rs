@@ -104,13 +104,17 @@ pub trait Log {
     fn epoch(&self) -> &str;
     /// Sequence number of the newest committed message (0 before any).
     fn head(&self) -> u64;
-    /// Accepts `data` for `topic` (a valid name: the hub checked it); it
-    /// commits later, as a [`Commit`] with `ticket`. An error here refuses
-    /// the message at once.
+    /// Accepts `data` of `kind` for `topic` (a valid name: the hub
+    /// checked it); it commits later, as a [`Commit`] with `ticket`. An
+    /// error here refuses the message at once. The data is text either way
+    /// (a binary message's is its standard base64, see [`Kind`]): a log
+    /// stores it as it is and keeps the kind beside it, so the committed
+    /// message has the kind it was appended with.
     fn append(
         &mut self,
         ticket: Ticket,
         topic: &str,
+        kind: Kind,
         data: &str,
         now: Instant,
     ) -> Result<(), HubError>;
@@ -163,6 +167,53 @@ pub trait Log {
     }
 }
 
+/// What a message's data is (docs/api.md § Binary messages).
+///
+/// Every log, every history and every JSON form carries a message's data as
+/// text: a binary message's bytes are kept as their standard base64
+/// (RFC 4648 §4, with `=` padding), so logs that store text store binary
+/// messages unchanged, and a poll's JSON carries them as they are kept.
+/// Only the WebSocket frame of a binary message carries the raw bytes
+/// (`session::encoded`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// UTF-8 text, delivered as it is.
+    #[default]
+    Text,
+    /// Bytes, kept as their standard base64.
+    Binary,
+}
+
+impl Kind {
+    /// `text` or `binary`, for traces and errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Text => "text",
+            Kind::Binary => "binary",
+        }
+    }
+
+    /// Whether this is [`Kind::Binary`].
+    pub fn is_binary(self) -> bool {
+        self == Kind::Binary
+    }
+}
+
+/// The standard base64 of `bytes`: how a binary message's data is kept.
+pub fn encode_binary(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The bytes of a binary message's data, or `None` when `data` is not
+/// canonical standard base64 (padded, no line breaks).
+pub fn decode_binary(data: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(data.as_bytes())
+        .ok()
+}
+
 /// One published message, shared (`Rc`) by the history and every subscriber.
 ///
 /// Each transport's encoding of the message is made the first time the
@@ -175,6 +226,10 @@ pub struct Message {
     pub seq: u64,
     /// `E-N`, the message id and the cursor that follows it.
     pub id: Box<str>,
+    /// Text, or binary bytes.
+    pub kind: Kind,
+    /// The message as published for text; the standard base64 of its bytes
+    /// for a binary message ([`Kind`]).
     pub data: Box<str>,
     pub published_at: Instant,
     /// Encodings shared during the fan-out (see `session::encoded`).
@@ -192,9 +247,22 @@ impl Message {
     /// accounting: its data and id plus [`MESSAGE_OVERHEAD`]. No encoding
     /// is kept with it, so this is the whole cost whatever the content
     /// (control characters that JSON escapes sixfold, newlines that SSE
-    /// prefixes with `data:`) and however many transports read it.
+    /// prefixes with `data:`) and however many transports read it. A
+    /// binary message is kept, and so counted, as its base64: 4 bytes for
+    /// every 3 it had.
     pub fn kept_cost(&self) -> usize {
         self.data.len() + self.id.len() + MESSAGE_OVERHEAD
+    }
+
+    /// The message's bytes: the data of a text message, the decoded base64
+    /// of a binary one (made when a form needs them, not kept).
+    pub fn bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self.kind {
+            Kind::Text => std::borrow::Cow::Borrowed(self.data.as_bytes()),
+            // The data was encoded by `encode_binary` when it was appended
+            // or checked by the log that read it back: it decodes.
+            Kind::Binary => std::borrow::Cow::Owned(decode_binary(&self.data).unwrap_or_default()),
+        }
     }
 }
 
@@ -207,6 +275,8 @@ pub struct EncodedForms {
     pub json_list_item: Slot,
     pub sse_single: Slot,
     pub sse_multi: Slot,
+    /// The WebSocket frame: a text frame holding the JSON object, or for a
+    /// binary message a binary frame holding the envelope and its bytes.
     pub ws_frame: Slot,
     /// The WebSocket frame compressed with permessage-deflate (15-bit window).
     pub ws_deflate_frame: Slot,
@@ -252,6 +322,7 @@ impl fmt::Debug for Message {
         f.debug_struct("Message")
             .field("topic", &self.topic)
             .field("id", &self.id)
+            .field("kind", &self.kind)
             .field("data", &self.data)
             .finish()
     }

@@ -57,14 +57,7 @@ impl Disk {
         history.set_hash_key(hash_key);
         let recovered = disk::recover(&dir, |epoch, record| {
             let at = Instant::from_millis(record.unix_ms.saturating_sub(origin_ms));
-            restore(
-                &mut history,
-                epoch,
-                record.seq,
-                record.topic,
-                record.data,
-                at,
-            );
+            restore(&mut history, epoch, &record, at);
         })?;
         for (path, cut) in &recovered.cuts {
             eprintln!("pushlab: {}: cut a torn tail: {cut:?}", path.display());

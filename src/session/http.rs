@@ -10,7 +10,7 @@ use super::routing::{route, Route, Routed};
 use super::{Ctx, Lifecycle, Refusal, Session, State};
 use crate::clients;
 use crate::config::MAX_HEAD_BYTES;
-use crate::hub::{HubError, Message, Ticket};
+use crate::hub::{encode_binary, HubError, Kind, Message, Ticket};
 use crate::stats::Transport;
 use crate::wire::http1::{
     self, find_head_end, parse_head, BodyDecoder, BodyFraming, BodyStatus, HeadEnd, Method,
@@ -41,6 +41,19 @@ impl ReqInfo {
             head_only: head.method == Method::Head,
         }
     }
+}
+
+/// Whether a `Content-Type` value is `application/octet-stream`, whatever
+/// its parameters: RFC 9110 §8.3.1, "the type and subtype tokens are
+/// case-insensitive", and parameters follow a `;`.
+pub fn is_octet_stream(content_type: Option<&[u8]>) -> bool {
+    let Some(value) = content_type else {
+        return false;
+    };
+    let media_type = value.split(|&b| b == b';').next().unwrap_or_default();
+    media_type
+        .trim_ascii()
+        .eq_ignore_ascii_case(b"application/octet-stream")
 }
 
 /// A `POST /publish` whose message waits for the log's commit.
@@ -381,11 +394,24 @@ impl Session {
             Ok(t) => t,
             Err(refusal) => return self.refuse(refusal, !req.keep_alive, ctx),
         };
-        let Ok(data) = String::from_utf8(body) else {
-            let refusal = Refusal::new(400, "message is not UTF-8");
-            return self.refuse(refusal, !req.keep_alive, ctx);
+        // docs/api.md § Binary messages: an octet-stream body is a binary
+        // message, kept as its base64; any other body is text.
+        let kind = if is_octet_stream(head.header("content-type")) {
+            Kind::Binary
+        } else {
+            Kind::Text
         };
-        match ctx.hub.append(&topic, &data, ctx.now) {
+        let data = match kind {
+            Kind::Binary => encode_binary(&body),
+            Kind::Text => match String::from_utf8(body) {
+                Ok(text) => text,
+                Err(_) => {
+                    let why = "message is not UTF-8 (send bytes as Content-Type: application/octet-stream)";
+                    return self.refuse(Refusal::new(400, why), !req.keep_alive, ctx);
+                }
+            },
+        };
+        match ctx.hub.append(&topic, kind, &data, ctx.now) {
             Ok(ticket) => {
                 // Answered when the message commits, with its id.
                 ctx.appended.push(ticket);
@@ -530,4 +556,133 @@ pub(super) fn error_body(status: u16, why: &str) -> String {
     }
     body.push('\n');
     body
+}
+
+#[cfg(test)]
+mod tests {
+    //! `POST /publish` of text and of bytes (docs/api.md § Binary messages),
+    //! read back by a poll and a long poll on the same rig.
+
+    use super::*;
+    use crate::config::Config;
+    use crate::hub::decode_binary;
+    use crate::testkit::{split_head, Rig};
+
+    #[test]
+    fn only_application_octet_stream_is_binary_whatever_its_case_and_parameters() {
+        for yes in [
+            &b"application/octet-stream"[..],
+            b"Application/Octet-Stream",
+            b"application/octet-stream; charset=x",
+            b" application/octet-stream ;a=b",
+        ] {
+            assert!(is_octet_stream(Some(yes)), "{yes:?}");
+        }
+        for no in [
+            &b"text/plain"[..],
+            b"application/json",
+            b"application/octet-streams",
+            b"application/octet",
+            b"",
+        ] {
+            assert!(!is_octet_stream(Some(no)), "{no:?}");
+        }
+        assert!(!is_octet_stream(None));
+    }
+
+    /// Sends one request on a new session; returns its status and body once
+    /// whatever it appended has committed.
+    fn exchange(rig: &mut Rig, head: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        let mut s = Session::new(1, rig.now, &rig.config);
+        let mut input = head.as_bytes().to_vec();
+        input.extend_from_slice(body);
+        s.handle_input(&input, &mut rig.ctx());
+        rig.commit_to(&mut s);
+        let (head, body) = split_head(&s.output().take_all());
+        (head[9..12].parse().unwrap(), body)
+    }
+
+    fn post(rig: &mut Rig, content_type: &str, body: &[u8]) -> (u16, Vec<u8>) {
+        let head = format!(
+            "POST /publish?topic=a HTTP/1.1\r\nHost: t\r\n{content_type}Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        exchange(rig, &head, body)
+    }
+
+    const BYTES: &[u8] = &[0xff, 0, b'"', 0xc3];
+
+    #[test]
+    fn an_octet_stream_body_is_published_as_bytes_and_polled_as_marked_base64() {
+        let mut rig = Rig::new(Config::default());
+        let (status, body) = post(
+            &mut rig,
+            "Content-Type: application/octet-stream\r\n",
+            BYTES,
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let msg = rig.published[0].clone();
+        assert_eq!((msg.kind, &*msg.id), (Kind::Binary, "e1-1"));
+        assert_eq!(decode_binary(&msg.data).unwrap(), BYTES);
+        // The same bytes as text are refused: not UTF-8.
+        let (status, body) = post(&mut rig, "Content-Type: text/plain\r\n", BYTES);
+        assert_eq!(status, 400);
+        assert!(String::from_utf8_lossy(&body).contains("application/octet-stream"));
+        // No content type: text, as ever.
+        assert_eq!(post(&mut rig, "", b"plain").0, 200);
+        assert_eq!(rig.published[1].kind, Kind::Text);
+
+        let (status, body) = exchange(
+            &mut rig,
+            "GET /poll?topic=a&since=0 HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"",
+        );
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["messages"],
+            serde_json::json!([
+                {"topic": "a", "id": "e1-1", "encoding": "base64", "data": "/wAiww=="},
+                {"topic": "a", "id": "e1-2", "data": "plain"},
+            ])
+        );
+        // The binary message's id is a cursor like any other.
+        let (_, body) = exchange(
+            &mut rig,
+            "GET /poll?topic=a&since=e1-1 HTTP/1.1\r\nHost: t\r\n\r\n",
+            b"",
+        );
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["messages"][0]["id"], "e1-2");
+    }
+
+    #[test]
+    fn a_long_poll_released_by_a_binary_message_gets_it_marked() {
+        let mut rig = Rig::new(Config::default());
+        let mut s = Session::new(1, rig.now, &rig.config);
+        let req = b"GET /long-poll?topic=a HTTP/1.1\r\nHost: t\r\n\r\n";
+        s.handle_input(req, &mut rig.ctx());
+        assert!(s.output().is_empty(), "held");
+        let msg = rig.publish_binary("a", b"\x01\x02");
+        s.handle_message(&msg, &mut rig.ctx());
+        let (_, body) = split_head(&s.output().take_all());
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            v["messages"],
+            serde_json::json!([{"topic": "a", "id": "e1-1", "encoding": "base64", "data": "AQI="}])
+        );
+        assert_eq!(v["next"], "e1-1");
+    }
+
+    #[test]
+    fn max_message_counts_the_raw_bytes_of_a_binary_publish() {
+        let mut rig = Rig::new(Config {
+            max_message: 4,
+            ..Config::default()
+        });
+        let octets = "Content-Type: application/octet-stream\r\n";
+        assert_eq!(post(&mut rig, octets, BYTES).0, 200);
+        assert_eq!(rig.published[0].data.len(), 8, "kept as base64");
+        assert_eq!(post(&mut rig, octets, b"12345").0, 413);
+    }
 }

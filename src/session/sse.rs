@@ -86,6 +86,13 @@ pub const EVENT_MISSED: &str = "missed";
 /// future; the replay starts from the oldest kept message).
 pub const EVENT_RESET: &str = "reset";
 
+/// Event type of a binary message: its data is the bytes' standard base64
+/// (with one topic) or its JSON object with `"encoding":"base64"` (with
+/// several). A typed event, so that a page listening only to `message`
+/// never takes base64 for the text it expects (docs/sse.md § Binary
+/// messages).
+pub const EVENT_BINARY: &str = "binary";
+
 /// Data of the reset notice. Not empty, so that client libraries that drop
 /// events without data still deliver it.
 pub const RESET_DATA: &str = "true";
@@ -480,6 +487,35 @@ mod tests {
             .collect();
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].detail, "e1-1");
+    }
+
+    #[test]
+    fn a_binary_message_is_an_event_of_type_binary_with_its_base64() {
+        let mut rig = Rig::new(Config::default());
+        rig.publish_binary("a", &[1]);
+        let mut one = rig.open(1, "/events?topic=a&since=0", "");
+        let mut two = rig.open(2, "/events?topic=a,b&since=0", "");
+        let replayed = (opening_events(&mut one), opening_events(&mut two));
+        let msg = rig.publish_binary("b", &[0, 0xff]);
+        two.handle_message(&msg, &mut rig.ctx());
+        let live = parse(&mut Parser::new(), &two.output().take_all());
+        // One topic: the data is the bytes' base64.
+        assert_eq!(replayed.0.len(), 1);
+        let e = &replayed.0[0];
+        assert_eq!((e.event_type.as_str(), e.data.as_str()), ("binary", "AQ=="));
+        assert_eq!(e.last_event_id, "e1-1", "a cursor like any other");
+        // Several: the JSON object, marked.
+        for (e, topic, data) in [(&replayed.1[0], "a", "AQ=="), (&live[0], "b", "AP8=")] {
+            assert_eq!(e.event_type, "binary");
+            let v: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+            assert_eq!(v["encoding"], "base64");
+            assert_eq!(
+                (v["topic"].as_str(), v["data"].as_str()),
+                (Some(topic), Some(data))
+            );
+        }
+        assert_eq!(live[0].last_event_id, "e1-2");
+        assert_eq!(rig.sse().messages_delivered, 3);
     }
 
     #[test]

@@ -81,9 +81,10 @@ use super::encoded;
 use super::routing::Route;
 use super::subscription::Subscription;
 use super::{Ctx, Lifecycle, Refusal, Session, State};
-use crate::hub::{Batch, HubError, Message};
+use crate::hub::{encode_binary, Batch, HubError, Kind, Message};
 use crate::stats::Transport;
 use crate::timers::Instant;
+use crate::wire::envelope;
 use crate::wire::http1::{RequestHead, Version};
 use crate::wire::query::Query;
 use crate::wire::websocket::deflate::{negotiate, Agreed, DeflatePolicy};
@@ -225,13 +226,13 @@ fn message_frame(msg: &Message, deflate: Option<&Agreed>, ctx: &mut Ctx) -> Rc<[
     let Some(agreed) = deflate else {
         return encoded::ws_frame(msg);
     };
-    let json = encoded::json(msg);
-    if json.len() < ctx.config.ws_deflate_threshold {
+    let before = encoded::ws_payload_len(msg);
+    if before < ctx.config.ws_deflate_threshold {
         return encoded::ws_frame(msg);
     }
     let frame = encoded::ws_deflate_frame(msg, agreed.server_max_window_bits, ctx.deflate);
     if super::deflate::is_compressed(&frame) {
-        count_deflate(ctx, json.len(), &frame);
+        count_deflate(ctx, before, &frame);
     }
     frame
 }
@@ -431,8 +432,7 @@ impl Session {
                 if is_echo {
                     self.ws_send_data(BINARY, data, ctx);
                 } else {
-                    let why = "/ws takes text messages only";
-                    self.ws_close_first(CloseCode::UNSUPPORTED, why, ctx);
+                    self.ws_publish_binary(data, ctx);
                 }
             }
             Event::Ping(payload) => {
@@ -482,7 +482,7 @@ impl Session {
         let State::WebSocket(conn) = &self.state else {
             return;
         };
-        let Mode::PubSub { sub, publish } = &conn.mode else {
+        let Mode::PubSub { sub, .. } = &conn.mode else {
             return;
         };
         let topics = sub.topics();
@@ -496,10 +496,49 @@ impl Session {
                 }
             },
         };
+        self.ws_append(topic, Kind::Text, &data, ctx);
+    }
+
+    /// A binary message on `/ws`: publish its bytes to the connection's
+    /// topic, or with several topics to the one its envelope names
+    /// (`wire::envelope`, as the server sends them).
+    fn ws_publish_binary(&mut self, payload: Vec<u8>, ctx: &mut Ctx) {
+        let State::WebSocket(conn) = &self.state else {
+            return;
+        };
+        let Mode::PubSub { sub, .. } = &conn.mode else {
+            return;
+        };
+        let topics = sub.topics();
+        let (topic, data) = match topics {
+            [one] => (one.clone(), encode_binary(&payload)),
+            _ => {
+                let opened = match envelope::decode(&payload) {
+                    Ok(opened) => opened,
+                    Err(e) => return self.ws_close_first(CloseCode::POLICY, &e.to_string(), ctx),
+                };
+                let Some(topic) = topics.iter().find(|t| ***t == *opened.topic) else {
+                    let why = "the envelope's topic is not one of the connection's";
+                    return self.ws_close_first(CloseCode::POLICY, why, ctx);
+                };
+                (topic.clone(), encode_binary(opened.data))
+            }
+        };
+        self.ws_append(topic, Kind::Binary, &data, ctx);
+    }
+
+    /// Appends a message the client sent, if it may publish to `topic`.
+    fn ws_append(&mut self, topic: Rc<str>, kind: Kind, data: &str, ctx: &mut Ctx) {
+        let State::WebSocket(conn) = &self.state else {
+            return;
+        };
+        let Mode::PubSub { publish, .. } = &conn.mode else {
+            return;
+        };
         if let Err(why) = publish.check(&topic, ctx.unix_secs()) {
             return self.ws_close_first(CloseCode::POLICY, why, ctx);
         }
-        match ctx.hub.append(&topic, &data, ctx.now) {
+        match ctx.hub.append(&topic, kind, data, ctx.now) {
             // Fanned out, to this connection too if it subscribes, when it
             // commits; only a failure comes back here (`ws_commit`).
             Ok(ticket) => ctx.appended.push(ticket),
@@ -666,7 +705,7 @@ impl Session {
         c.messages_delivered += 1;
         let n = frame.len();
         ctx.trace(self.serial, self.transport, "frame", n, || {
-            format!("out text {}", msg.id)
+            format!("out {} {}", msg.kind.as_str(), msg.id)
         });
         if backlog > ctx.config.max_queued_bytes {
             self.handle_overflow(ctx);

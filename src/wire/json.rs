@@ -7,13 +7,29 @@
 
 pub use crate::ids::push_decimal;
 
-/// `{"topic":"T","id":"E-N","data":"..."}` for one message.
+/// `{"topic":"T","id":"E-N","data":"..."}` for one text message.
 pub fn encode_message(topic: &str, id: &str, data: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() + topic.len() + id.len() + 32);
+    encode_object(topic, id, None, data)
+}
+
+/// `{"topic":"T","id":"E-N","encoding":"base64","data":"..."}` for one
+/// binary message, `base64` being its bytes' standard base64 (docs/api.md
+/// § Binary messages).
+pub fn encode_binary_message(topic: &str, id: &str, base64: &str) -> Vec<u8> {
+    encode_object(topic, id, Some("base64"), base64)
+}
+
+fn encode_object(topic: &str, id: &str, encoding: Option<&str>, data: &str) -> Vec<u8> {
+    let extra = encoding.map_or(0, |e| e.len() + 14);
+    let mut out = Vec::with_capacity(data.len() + topic.len() + id.len() + 32 + extra);
     out.extend_from_slice(b"{\"topic\":");
     push_string(&mut out, topic);
     out.extend_from_slice(b",\"id\":");
     push_string(&mut out, id);
+    if let Some(encoding) = encoding {
+        out.extend_from_slice(b",\"encoding\":");
+        push_string(&mut out, encoding);
+    }
     out.extend_from_slice(b",\"data\":");
     push_string(&mut out, data);
     out.push(b'}');
@@ -89,6 +105,19 @@ mod tests {
             v,
             serde_json::json!({"messages":[{"topic":"T","id":"E-41","data":"a"},
                 {"topic":"T","id":"E-42","data":"b\"\n"}],"next":"E-42","missed":0,"reset":false})
+        );
+    }
+
+    #[test]
+    fn a_binary_message_object_names_its_encoding_before_its_data() {
+        assert_eq!(
+            encode_binary_message("T", "E-1", "AP8="),
+            br#"{"topic":"T","id":"E-1","encoding":"base64","data":"AP8="}"#
+        );
+        // A text message's object has no such member.
+        assert_eq!(
+            encode_message("T", "E-1", "AP8="),
+            br#"{"topic":"T","id":"E-1","data":"AP8="}"#
         );
     }
 

@@ -31,6 +31,7 @@ fn records(first: u64, n: u64, topic: &str) -> Vec<u8> {
                 seq,
                 unix_ms: 1000 + seq,
                 topic,
+                kind: crate::log::Kind::Text,
                 data: &format!("m{seq}"),
             },
         );

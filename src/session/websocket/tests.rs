@@ -405,18 +405,6 @@ fn several_topics_publish_json_naming_one_of_them() {
 }
 
 #[test]
-fn binary_on_ws_closes_with_1003() {
-    let mut rig = Rig::new(Config::default());
-    let mut s = rig.open(1, "/ws?topic=a");
-    rig.send(&mut s, &client(BINARY, b"\x00"));
-    assert_eq!(
-        output_events(&mut s),
-        [close_event(1003, "/ws takes text messages only")]
-    );
-    assert_eq!(s.lifecycle(), Lifecycle::Closing);
-}
-
-#[test]
 fn with_a_publish_token_only_a_handshake_that_carries_it_may_publish() {
     let mut rig = Rig::new(Config {
         publish_token: Some("s3cret".into()),
@@ -631,12 +619,12 @@ fn an_empty_close_gets_an_empty_close() {
 #[test]
 fn nothing_is_sent_after_our_close() {
     let mut rig = Rig::new(Config::default());
-    let mut s = rig.open(1, "/ws?topic=a");
-    let mut bytes = client(BINARY, b"x"); // → 1003
+    let mut s = rig.open(1, "/ws?topic=a,b");
+    let mut bytes = client(TEXT, b"not json"); // → 1008
     bytes.extend(client(PING, b"late"));
     rig.send(&mut s, &bytes);
     rig.publish_to("a", "late", &mut [&mut s]);
-    assert_eq!(close_code_of(&output_events(&mut s)), Some(1003));
+    assert_eq!(close_code_of(&output_events(&mut s)), Some(1008));
 }
 
 #[test]
@@ -793,3 +781,5 @@ fn frames_and_closes_are_traced() {
         ["in text", "out text", "in close 1000", "out close 1000"]
     );
 }
+
+mod binary;
