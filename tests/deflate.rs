@@ -219,6 +219,46 @@ fn a_message_is_compressed_once_and_the_same_frame_goes_to_every_compressing_sub
 }
 
 #[test]
+fn a_binary_message_is_one_compressed_binary_frame_holding_its_envelope() {
+    let server = TestServer::default();
+    let mut a = Client::open(&server, "/ws?topic=bin", Some(BROWSER_OFFER));
+    let mut plain = Client::open(&server, "/ws?topic=bin", None);
+    // Compressible bytes that are not UTF-8.
+    let data: Vec<u8> = feed_message().bytes().map(|b| b | 0x80).collect();
+    let id = server.publish_binary("bin", &data);
+
+    let fa = a.next();
+    assert!(fa.rsv1 && fa.opcode == 0x2, "a compressed binary frame");
+    let fp = plain.next();
+    assert!(!fp.rsv1 && fp.opcode == 0x2, "a plain binary frame");
+    let payload = inflate(&fa.payload);
+    assert_eq!(payload, fp.payload, "the same envelope, compressed");
+    let n = usize::from(u16::from_be_bytes([payload[0], payload[1]]));
+    let header: serde_json::Value = serde_json::from_slice(&payload[2..2 + n]).unwrap();
+    assert_eq!(header, serde_json::json!({"topic": "bin", "id": id}));
+    assert_eq!(&payload[2 + n..], &data[..]);
+    assert!(fa.payload.len() * 3 < fp.payload.len());
+    let ws = ws_stats(&server);
+    assert_eq!(ws["deflate_frames_out"], 1);
+    assert_eq!(ws["deflate_bytes_before"], fp.payload.len() as u64);
+
+    // A compressed binary frame from the client publishes its inflated bytes.
+    a.send(0x2, true, &compress(&[0xff, 0x00, 0xff]));
+    let fb = a.next();
+    let payload = inflate_or_plain(&fb);
+    assert_eq!(&payload[payload.len() - 3..], &[0xff, 0x00, 0xff]);
+}
+
+/// A frame's payload, inflated when it was compressed.
+fn inflate_or_plain(frame: &Frame) -> Vec<u8> {
+    if frame.rsv1 {
+        inflate(&frame.payload)
+    } else {
+        frame.payload.clone()
+    }
+}
+
+#[test]
 fn messages_under_the_threshold_go_uncompressed() {
     let server = TestServer::start(Config {
         ws_deflate_threshold: 4096,

@@ -305,3 +305,41 @@ fn one_directory_serves_one_server_at_a_time() {
     assert!(stderr.contains("in use by another pushlab"), "{stderr}");
     kill9(&mut first);
 }
+
+#[test]
+fn a_binary_message_comes_back_after_a_restart_as_bytes() {
+    let dir = TempDir::new("binary");
+    let config = || Config {
+        data_dir: Some(dir.0.clone()),
+        ..Config::default()
+    };
+    let bytes = [0u8, 0xff, b'\n', 0x80];
+    let mut first = TestServer::start(config());
+    first.publish("b", "text");
+    let id = first.publish_binary("b", &bytes);
+    first.stop();
+
+    let second = TestServer::start(config());
+    let r = second.request("GET", "/poll?topic=b&since=0", b"");
+    let body = r.json();
+    assert_eq!(
+        body["messages"],
+        serde_json::json!([
+            {"topic": "b", "id": body["messages"][0]["id"], "data": "text"},
+            {"topic": "b", "id": id, "encoding": "base64", "data": "AP8KgA=="},
+        ])
+    );
+    // Its kind came back with it: a WebSocket gets the bytes in a binary
+    // frame, not their base64 in a text one.
+    let (mut ws, _) = tungstenite::client(
+        format!("ws://{}/ws?topic=b&since=0", second.addr),
+        second.connect(),
+    )
+    .unwrap();
+    assert!(matches!(ws.read().unwrap(), tungstenite::Message::Text(_)));
+    let tungstenite::Message::Binary(payload) = ws.read().unwrap() else {
+        panic!("a binary frame");
+    };
+    assert!(payload.ends_with(&bytes));
+    assert!(String::from_utf8_lossy(&payload).contains(&id));
+}

@@ -401,11 +401,12 @@ fn since_resumes_with_missed_and_reset_notices() {
 }
 
 #[test]
-fn binary_on_ws_closes_with_1003_and_protocol_errors_with_their_code() {
+fn protocol_errors_close_with_their_code() {
     let server = TestServer::default();
-    let mut ws = connect(&server, "/ws?topic=b");
-    ws.send(Message::Binary(vec![1, 2, 3])).unwrap();
-    assert_eq!(read_close(&mut ws), 1003);
+    // A text message on several topics that is not their JSON: 1008.
+    let mut ws = connect(&server, "/ws?topic=b,c");
+    ws.send(Message::Text("plain".into())).unwrap();
+    assert_eq!(read_close(&mut ws), 1008);
 
     // An unmasked client frame breaks RFC 6455 §5.1: 1002.
     let mut raw = RawWs::open(&server, "/echo");

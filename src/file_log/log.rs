@@ -235,6 +235,38 @@ mod tests {
     }
 
     #[test]
+    fn a_binary_message_commits_with_its_kind_and_its_record_says_so() {
+        let mut log = log();
+        log.append(1, "a", Kind::Binary, "AP8=", Instant::ZERO)
+            .unwrap();
+        let Some(LogOutput::Records(group)) = log.poll_output() else {
+            panic!("one group of records");
+        };
+        let (record, _) = super::super::format::decode_record(&group.bytes, 1).unwrap();
+        assert_eq!((record.kind, record.data), (Kind::Binary, "AP8="));
+        log.handle_event(
+            LogEvent::Disk(Completion::Durable {
+                generation: 0,
+                upto: 2,
+            }),
+            Instant::ZERO,
+        );
+        let msg = log.poll_commit().unwrap().outcome.unwrap();
+        assert_eq!((msg.kind, &*msg.bytes()), (Kind::Binary, &[0, 0xff][..]));
+        // Read back at start, it is binary again.
+        let mut history = History::new(8, Duration::from_secs(60), 1 << 20, 100);
+        restore(&mut history, "e1", &record, Instant::ZERO);
+        let batch = history.read(
+            &["a".into()],
+            &crate::ids::Cursor::All,
+            1,
+            "e1",
+            Instant::ZERO,
+        );
+        assert_eq!(batch.messages[0].kind, Kind::Binary);
+    }
+
+    #[test]
     fn a_full_disk_refuses_with_507_and_a_failing_one_with_503() {
         for (error, status) in [
             (DiskError::Full("ENOSPC".into()), 507),

@@ -106,13 +106,18 @@ impl TestServer {
 
     /// One request on a new connection (`Connection: close`); the response.
     pub fn request(&self, method: &str, path: &str, body: &[u8]) -> Response {
+        self.request_with(method, path, "", body)
+    }
+
+    /// [`TestServer::request`] with more header lines (each ending in CRLF).
+    pub fn request_with(&self, method: &str, path: &str, headers: &str, body: &[u8]) -> Response {
         let mut s = self.connect();
         let auth = match &self.token {
             Some(t) if method == "POST" => format!("Authorization: Bearer {t}\r\n"),
             _ => String::new(),
         };
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: test\r\n{auth}{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
         s.write_all(head.as_bytes()).unwrap();
@@ -129,6 +134,15 @@ impl TestServer {
             };
         }
         read_response(&mut r)
+    }
+
+    /// Publishes the bytes `data` to `topic` as a binary message
+    /// (`Content-Type: application/octet-stream`); returns the message id.
+    pub fn publish_binary(&self, topic: &str, data: &[u8]) -> String {
+        let octets = "Content-Type: application/octet-stream\r\n";
+        let r = self.request_with("POST", &format!("/publish?topic={topic}"), octets, data);
+        assert_eq!(r.status, 200, "publish failed: {}", r.text());
+        r.json()["id"].as_str().unwrap().to_string()
     }
 
     /// Publishes `data` to `topic`; returns the message id.
