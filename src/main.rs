@@ -251,6 +251,16 @@ impl ServeArgs {
                 )?,
             ),
         };
+        // docs/durability.md § The record format: every message the server
+        // accepts must fit one record.
+        let stored = pushlab::file_log::format::MAX_STORED_MESSAGE;
+        if self.data_dir.is_some() && self.max_message > stored {
+            return Err(format!(
+                "--max-message {} is more than --data-dir can store: at most {stored} bytes \
+                 (a record holds 64 MiB, a binary message is stored as base64)",
+                self.max_message
+            ));
+        }
         Ok(Config {
             auth,
             admin_token,

@@ -194,6 +194,15 @@ fn zero_limits_and_unknown_units_are_refused_clearly() {
     assert!(err.contains(":0"), "{err}");
     let err = refused(&["--history", "2", "compare"]);
     assert!(err.contains("before `compare`"), "{err}");
+    // Every message must fit one record of the data directory.
+    let dir = std::env::temp_dir().join("pushlab-cli-never-created");
+    let dir = dir.to_str().unwrap();
+    let err = refused(&["--data-dir", dir, "--max-message", "49MiB"]);
+    assert!(
+        err.contains("--max-message") && err.contains("--data-dir"),
+        "{err}"
+    );
+    assert!(!std::path::Path::new(dir).exists());
 }
 
 /// `64kb` is read like `64KiB`, whatever the case.

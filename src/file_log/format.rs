@@ -62,6 +62,11 @@ pub const FLAGS_BINARY: u8 = 1;
 /// refused before anything of that size is trusted.
 pub const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
+/// Largest `--max-message` a data directory can store: a message's record
+/// holds its data (a binary message's as base64, 4 bytes for every 3) and
+/// the longest topic within [`MAX_PAYLOAD`]. About 48 MiB.
+pub const MAX_STORED_MESSAGE: usize = (MAX_PAYLOAD - PAYLOAD_FIXED - MAX_TOPIC_LEN) / 4 * 3;
+
 /// What a segment's header says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SegmentHeader {
@@ -479,6 +484,14 @@ mod tests {
         let (back, _) = decode_record(&out, 7).unwrap();
         assert_eq!(back, r);
         assert_eq!(decode_binary(back.data).unwrap(), [0, 255]);
+    }
+
+    #[test]
+    fn the_largest_stored_message_fits_a_record_as_base64_under_the_longest_topic() {
+        let base64 = MAX_STORED_MESSAGE.div_ceil(3) * 4;
+        assert!(PAYLOAD_FIXED + MAX_TOPIC_LEN + base64 <= MAX_PAYLOAD);
+        let one_more = (MAX_STORED_MESSAGE + 1).div_ceil(3) * 4;
+        assert!(PAYLOAD_FIXED + MAX_TOPIC_LEN + one_more + 3 > MAX_PAYLOAD);
     }
 
     #[test]
