@@ -8,7 +8,9 @@ export interface Message {
   topic: string;
   /** The hub-wide id "E-N", also the cursor after this message. */
   id: string;
-  data: string;
+  /** The text of a text message; the bytes of a binary message, whatever
+   *  the transport (a WebSocket's binary frame, base64 on SSE and polls). */
+  data: string | Uint8Array;
 }
 
 /** Reported on every change of transport or state. */
@@ -71,5 +73,12 @@ export interface PublishOptions {
   credentials?: RequestCredentials;
 }
 
-/** Publishes one message; resolves to the server's answer. Rejects on a non-2xx status. */
-export function publish(baseUrl: string, topic: string, data: string, options?: PublishOptions): Promise<{ topic: string; id: string }>;
+/** Publishes one message: a string as text, bytes as a binary message
+ *  (`Content-Type: application/octet-stream`). Resolves to the server's
+ *  answer. Rejects on a non-2xx status. */
+export function publish(
+  baseUrl: string,
+  topic: string,
+  data: string | Uint8Array | ArrayBuffer | Blob,
+  options?: PublishOptions,
+): Promise<{ topic: string; id: string }>;

@@ -7,12 +7,16 @@
 // polling and polling, so the client can change transport mid-stream without
 // losing or repeating a message: every request resumes after the cursor, and
 // a message whose id is not past the cursor is dropped as a duplicate.
+//
+// Binary messages (docs/api.md § Binary messages) arrive with `data` a
+// Uint8Array on every transport: a WebSocket binary frame's envelope is
+// opened, the base64 of SSE and polls decoded.
 
 const TRANSPORTS = ["ws", "sse", "long-poll", "poll"];
 
-/** POST one message; resolves to the server's {topic, id}. */
+/** POST one message (a string; bytes as a binary message); resolves to the server's {topic, id}. */
 export async function publish(baseUrl, topic, data, { token, credentials } = {}) {
-  const headers = { "Content-Type": "text/plain;charset=utf-8" };
+  const headers = { "Content-Type": typeof data === "string" ? "text/plain;charset=utf-8" : "application/octet-stream" };
   if (token) headers.Authorization = "Bearer " + token;
   const r = await fetch(endpoint(baseUrl, "publish", { topic }), { method: "POST", headers, body: data, credentials });
   const text = await r.text();
@@ -92,7 +96,8 @@ export function subscribe(baseUrl, topics, options = {}) {
     }
     afterReset = false;
     cursor = m.id;
-    call("onMessage", { topic: m.topic, id: m.id, data: m.data });
+    const data = m.encoding === "base64" ? Uint8Array.from(atob(m.data), (c) => c.charCodeAt(0)) : m.data;
+    call("onMessage", { topic: m.topic, id: m.id, data });
   }
   function notice(kind, n, id) {
     if (kind === "reset") {
@@ -174,9 +179,16 @@ export function subscribe(baseUrl, topics, options = {}) {
       const url = endpoint(baseUrl, "ws", { topic, since: cursor });
       url.protocol = url.protocol.replace("http", "ws");
       const ws = new WebSocket(url);
+      ws.binaryType = "arraybuffer";
       ws.onopen = up;
       ws.onmessage = (e) => {
         me.got++;
+        if (typeof e.data != "string") {
+          // The envelope: a 2-byte length, that much JSON {topic, id}, the bytes.
+          const n = new DataView(e.data).getUint16(0);
+          const m = JSON.parse(new TextDecoder().decode(new Uint8Array(e.data, 2, n)));
+          return deliver({ ...m, data: new Uint8Array(e.data, 2 + n) });
+        }
         const m = JSON.parse(e.data);
         if (m.reset) notice("reset");
         else if ("missed" in m) notice("missed", m.missed);
@@ -219,7 +231,9 @@ export function subscribe(baseUrl, topics, options = {}) {
               if (event === "missed" || event === "reset") notice(event, +data[0], id);
               else if (data.length) {
                 const d = data.join("\n");
-                deliver(topics.length > 1 ? JSON.parse(d) : { topic, id, data: d });
+                const m = topics.length > 1 ? JSON.parse(d) : { topic, id, data: d };
+                if (event === "binary") m.encoding = "base64";
+                deliver(m);
               }
               data = [];
               event = id = "";

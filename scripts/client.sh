@@ -10,8 +10,9 @@
 #    published throughout: the plain WebSocket case, upgrades refused → SSE,
 #    connections cut every few seconds, SSE streams ended by
 #    --sse-max-lifetime, long polling through cuts, a server restart →
-#    onReset then streaming again, and a rolling restart on --data-dir (no
-#    reset); then signed tokens without pushlab.js: a page reads private
+#    onReset then streaming again, a rolling restart on --data-dir (no
+#    reset), binary messages on each transport (a Uint8Array of exactly the
+#    bytes published); then signed tokens without pushlab.js: a page reads private
 #    topics through EventSource and WebSocket with the pushlab_token cookie
 #    (refused without it), the server ends its stream each time the 1–2 s
 #    token expires, and the page resumes with a fresh cookie from a

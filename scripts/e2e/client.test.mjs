@@ -17,6 +17,11 @@
 //             (streams ended, WebSockets closed 1001, holds answered), a new
 //             one starts on the same directory and the proxy moves to it:
 //             no reset, every message exactly once, in order
+//   binary-ws, binary-sse, binary-long-poll, binary-poll   text and
+//             binary messages (every third is bytes that are not UTF-8,
+//             published as application/octet-stream) on one transport each:
+//             pushlab.js hands every binary one over as a Uint8Array of
+//             exactly the bytes published, in order with the text ones
 //   cookie-sse, cookie-ws   signed tokens (docs/security.md), without
 //             pushlab.js: a page reads private topics through the browser's
 //             own EventSource / WebSocket with the `pushlab_token` cookie,
@@ -130,6 +135,22 @@ async function cookieCase(transport) {
   }
 }
 
+// Text and binary messages on `transport` alone: every binary message must
+// arrive as a Uint8Array of the bytes published (the page records it as
+// "bytes:…", compared with what was sent by the tally).
+async function binaryCase(transport) {
+  const srv = await startServer();
+  const proxy = await startProxy(srv.port);
+  const sub = await subscribeInPage(browser, proxy.port, { transports: [transport], pollInterval: 200 });
+  const sent = await publishSteadily(() => srv.port, 60, 30, null, {}, { binary: true });
+  const r = await sub.collect(sent.at(-1).id);
+  await proxy.close();
+  await stopServer(srv);
+  const binary = r.got.filter((m) => m.data.startsWith("bytes:")).length;
+  const checks = binary === 20 ? [] : [`${binary} binary messages arrived as bytes, 20 sent`];
+  return { sent, r, note: `${binary} of them binary`, expect: { final: transport }, checks };
+}
+
 const started = Date.now();
 const browser = await openBrowser("pushlab-client-");
 const results = [];
@@ -238,6 +259,10 @@ const CASES = {
       rmSync(dir, { recursive: true, force: true });
     }
   },
+  "binary-ws": () => binaryCase("ws"),
+  "binary-sse": () => binaryCase("sse"),
+  "binary-long-poll": () => binaryCase("long-poll"),
+  "binary-poll": () => binaryCase("poll"),
   "cookie-sse": () => cookieCase("sse"),
   "cookie-ws": () => cookieCase("ws"),
 };

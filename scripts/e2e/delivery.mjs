@@ -20,7 +20,8 @@ export async function subscribeInPage(browser, proxyPort, options) {
     window.missed = [];
     window.sub = subscribe(location.origin, ["alpha", "beta"], {
       ...options,
-      onMessage: (m) => window.got.push(m),
+      // Bytes kept as text, so the tally compares them like strings.
+      onMessage: (m) => window.got.push(typeof m.data === "string" ? m : { ...m, data: `bytes:${m.data.join()}` }),
       onReset: () => window.resets.push({ at: at(), after: window.got.length }),
       onMissed: (n) => window.missed.push(n),
       onStatus: (s) => window.statuses.push({ ...s, at: at() }),
@@ -49,16 +50,21 @@ export async function subscribeInPage(browser, proxyPort, options) {
 
 // Publishes `count` messages, one every `every` ms, alternating two topics,
 // to whichever server `target()` names, with `headers` (a token); a refused
-// publish (the server is restarting) is retried until it succeeds. Returns
-// [{topic, id, data}].
-export async function publishSteadily(target, count, every, during, headers = {}) {
+// publish (the server is restarting) is retried until it succeeds. With
+// `binary`, every third message is bytes that are not UTF-8, published as
+// application/octet-stream (recorded as "bytes:1,2,3", as the page records
+// them). Returns [{topic, id, data}].
+export async function publishSteadily(target, count, every, during, headers = {}, { binary = false } = {}) {
   const sent = [];
   for (let k = 0; k < count; k++) {
     const topic = k % 2 ? "beta" : "alpha";
-    const data = k % 10 === 3 ? `line one ${k}\nline two` : `m${k}`;
+    const bytes = binary && k % 3 === 1 ? Uint8Array.of(0, 255, k % 256, 10, 13, 128) : null;
+    const data = bytes ? `bytes:${bytes.join()}` : k % 10 === 3 ? `line one ${k}\nline two` : `m${k}`;
+    const body = bytes ?? data;
+    const type = bytes ? { "Content-Type": "application/octet-stream" } : {};
     for (let tries = 0; ; tries++) {
       try {
-        const r = await fetch(`http://127.0.0.1:${target()}/publish?topic=${topic}`, { method: "POST", body: data, headers });
+        const r = await fetch(`http://127.0.0.1:${target()}/publish?topic=${topic}`, { method: "POST", body, headers: { ...headers, ...type } });
         if (r.status !== 200) throw new Error(`publish ${r.status}`);
         sent.push({ topic, id: (await r.json()).id, data });
         break;
