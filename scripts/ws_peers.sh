@@ -3,8 +3,10 @@
 # and the `websockets` PyPI package (Python), each a separate implementation
 # of RFC 6455 with its own framing, masking and closing handshake. Each
 # runs pub/sub between two clients (every message, once, in order), a
-# resume with `since`, echo of text and binary, and the close codes (1000
-# echoed, 1003 for binary on /ws); then, with each library's compression
+# resume with `since`, a binary message round trip (bytes in, one binary
+# frame with its envelope out, on one topic and on several), echo of text
+# and binary, and the close codes (1000 echoed, 1008 for a bad multi-topic
+# text); then, with each library's compression
 # on (permessage-deflate), a large message published and echoed intact and
 # pushlab's /stats counting compressed frames out and messages in.
 #

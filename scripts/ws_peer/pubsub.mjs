@@ -1,6 +1,7 @@
 // An independent WebSocket client (the `ws` package) against pushlab:
 // pub/sub between two clients, resume with `since`, a multi-topic publish,
-// echo of text and binary, and the closing handshake. Prints one line,
+// a binary message round trip (the envelope, docs/api.md § Binary
+// messages), echo of text and binary, and the closing handshake. Prints one line,
 // "PASS: ..." or "FAIL: ...", and exits 0 or 1.
 //
 // Usage: node pubsub.mjs http://127.0.0.1:PORT/ [COUNT]
@@ -18,6 +19,12 @@ function fail(why) {
 
 function check(cond, why) {
   if (!cond) fail(why);
+}
+
+/** The envelope of a binary frame: its JSON header and its bytes. */
+function envelope(data) {
+  const n = data.readUInt16BE(0);
+  return { header: JSON.parse(data.subarray(2, 2 + n).toString()), bytes: data.subarray(2 + n) };
 }
 
 /** Opens `path`; resolves with the socket and a queue of its messages. */
@@ -81,17 +88,35 @@ async function main() {
   echo.send(blob);
   const got = await echo.next();
   check(got.isBinary && Buffer.compare(got.data, blob) === 0, 'echo binary');
-  // 5. Binary on /ws is refused with 1003; a normal close is echoed.
-  pub.send(Buffer.from([1, 2, 3]));
-  const refused = await pub.closed;
-  check(refused.code === 1003, `binary on /ws closed with ${refused.code}`);
+  // 5. Binary on /ws: bytes published, one binary frame out with the
+  // envelope (topic, id, then the bytes), on one topic and on several.
+  const bytes = Buffer.from([0, 255, 1, 2, 0x80, 10]);
+  pub.send(bytes);
+  for (const ws of [sub, pub, multi]) {
+    const m = await ws.next();
+    check(m.isBinary, `binary came back as text: ${m.data}`);
+    const { header, bytes: got } = envelope(m.data);
+    check(header.topic === topic && /-\d+$/.test(header.id), `binary header ${JSON.stringify(header)}`);
+    check(Buffer.compare(got, bytes) === 0, `binary bytes ${got.toString('hex')}`);
+  }
+  const head = Buffer.from(JSON.stringify({ topic: `${topic}-b` }));
+  const length = Buffer.alloc(2);
+  length.writeUInt16BE(head.length);
+  multi.send(Buffer.concat([length, head, bytes]));
+  const mb = envelope((await multi.next()).data);
+  check(mb.header.topic === `${topic}-b` && Buffer.compare(mb.bytes, bytes) === 0, 'multi-topic binary');
+  // 6. A multi-topic text that is not {"topic","data"}: 1008; a normal
+  // close is echoed.
+  multi.send('not json');
+  const refused = await multi.closed;
+  check(refused.code === 1008, `bad multi-topic text closed with ${refused.code}`);
   echo.close(1000, 'bye');
   const closed = await echo.closed;
   check(closed.code === 1000, `close echoed ${closed.code}`);
-  for (const ws of [sub, resumed, multi]) ws.close();
-  await Promise.all([sub.closed, resumed.closed, multi.closed]);
+  for (const ws of [sub, pub, resumed]) ws.close();
+  await Promise.all([sub.closed, pub.closed, resumed.closed]);
   clearTimeout(deadline);
-  console.log(`PASS: ws ${count} messages to 2 subscribers, resume, multi-topic, echo, close codes`);
+  console.log(`PASS: ws ${count} messages to 2 subscribers, resume, multi-topic, binary round trip, echo, close codes`);
 }
 
 main().catch((e) => fail(e.stack || String(e)));

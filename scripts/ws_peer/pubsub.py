@@ -1,6 +1,7 @@
 """An independent WebSocket client (the `websockets` package, sync API)
-against pushlab: pub/sub between two clients, resume with `since`, echo,
-the closing handshake. Prints one line, "PASS: ..." or "FAIL: ...", and
+against pushlab: pub/sub between two clients, resume with `since`, a
+binary message round trip (the envelope, docs/api.md § Binary messages),
+echo, the closing handshake. Prints one line, "PASS: ..." or "FAIL: ...", and
 exits 0 or 1.
 
 Usage: python pubsub.py http://127.0.0.1:PORT/ [COUNT]
@@ -8,6 +9,7 @@ Usage: python pubsub.py http://127.0.0.1:PORT/ [COUNT]
 
 import json
 import os
+import struct
 import sys
 
 from websockets.exceptions import ConnectionClosed
@@ -22,6 +24,12 @@ def fail(why):
 def check(cond, why):
     if not cond:
         fail(why)
+
+
+def envelope(payload):
+    """The JSON header and the bytes of a binary frame's envelope."""
+    (n,) = struct.unpack(">H", payload[:2])
+    return json.loads(payload[2 : 2 + n]), payload[2 + n :]
 
 
 def main():
@@ -61,15 +69,28 @@ def main():
         rcvd = echo.protocol.close_rcvd
         check(rcvd is not None and rcvd.code == 1000, f"close {rcvd}")
 
-    with open_(f"ws?topic={topic}") as ws:
-        ws.send(b"\x01")
+    # Binary on /ws: bytes in, one binary frame out with the envelope; on
+    # several topics the frame sent is an envelope naming one of them.
+    data = b"\x00\xff\x01\x80\r\n"
+    with open_(f"ws?topic={topic}") as ws, open_(f"ws?topic={topic},{topic}-b") as multi:
+        ws.send(data)
+        for c in (ws, multi):
+            got = c.recv(timeout=timeout)
+            check(isinstance(got, bytes), f"binary came back as text: {got!r}")
+            header, body = envelope(got)
+            check(header["topic"] == topic and body == data, f"binary {header} {body!r}")
+        head = json.dumps({"topic": f"{topic}-b"}).encode()
+        multi.send(struct.pack(">H", len(head)) + head + data)
+        header, body = envelope(multi.recv(timeout=timeout))
+        check(header["topic"] == f"{topic}-b" and body == data, f"multi-topic binary {header}")
+        multi.send("not json")
         try:
-            ws.recv(timeout=timeout)
-            fail("binary on /ws was accepted")
+            multi.recv(timeout=timeout)
+            fail("a bad multi-topic text was accepted")
         except ConnectionClosed as e:
-            check(e.rcvd is not None and e.rcvd.code == 1003, f"binary closed with {e.rcvd}")
+            check(e.rcvd is not None and e.rcvd.code == 1008, f"bad text closed with {e.rcvd}")
 
-    print(f"PASS: websockets {count} messages to 2 subscribers, resume, ping, echo, close codes")
+    print(f"PASS: websockets {count} messages to 2 subscribers, resume, ping, binary round trip, echo, close codes")
 
 
 if __name__ == "__main__":
