@@ -43,7 +43,17 @@ impl Drop for TempDir {
 /// Starts the binary on a free port with `--data-dir dir`; the child and
 /// the address it listens on.
 fn spawn(dir: &Path) -> (Child, String) {
-    let args = ["serve", "--addr", "127.0.0.1:0", "--data-dir"];
+    // Every message a test publishes stays in the history (a fast disk
+    // acknowledges well over the default 1,024 per topic in the kill test):
+    // what comes back is then every acknowledged message, not the newest.
+    let args = [
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--history",
+        "1000000",
+        "--data-dir",
+    ];
     let args = args
         .iter()
         .map(std::ffi::OsStr::new)
