@@ -47,6 +47,11 @@ enum Op {
         topic: usize,
         data: String,
     },
+    /// Another client publishes bytes (a binary message).
+    PublishBinary {
+        topic: usize,
+        data: Vec<u8>,
+    },
     /// The client reads this many bytes.
     Write(usize),
     WriteAll,
@@ -82,6 +87,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0u64..3000).prop_map(Op::Millis),
         1 => (0u64..200).prop_map(Op::Seconds),
         3 => (0..TOPICS.len(), data()).prop_map(|(topic, data)| Op::Publish { topic, data }),
+        1 => (0..TOPICS.len(), prop::collection::vec(any::<u8>(), 0..40))
+            .prop_map(|(topic, data)| Op::PublishBinary { topic, data }),
         3 => (1usize..400).prop_map(Op::Write),
         3 => Just(Op::WriteAll),
         1 => Just(Op::Eof),
@@ -141,6 +148,7 @@ fn apply(rig: &mut Rig, op: &Op) {
         Op::Millis(ms) => rig.advance(Duration::from_millis(*ms)),
         Op::Seconds(s) => rig.advance(Duration::from_secs(*s)),
         Op::Publish { topic, data } => rig.publish(TOPICS[*topic], data),
+        Op::PublishBinary { topic, data } => rig.publish_binary(TOPICS[*topic], data),
         Op::Write(n) => rig.write(*n),
         Op::WriteAll => rig.write_all(),
         Op::Eof => rig.eof(),

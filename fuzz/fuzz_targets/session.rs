@@ -44,6 +44,8 @@ enum Op {
     Seconds(u8),
     /// Another client publishes.
     Publish { topic: u8, data: String },
+    /// Another client publishes bytes (a binary message).
+    PublishBinary { topic: u8, data: Vec<u8> },
     /// The server writes this many bytes.
     Write(u16),
     /// The server writes everything queued.
@@ -92,6 +94,10 @@ fuzz_target!(|run: Run| {
             Op::Seconds(s) => rig.advance(Duration::from_secs(u64::from(*s))),
             Op::Publish { topic, data } => {
                 rig.publish(TOPICS[usize::from(*topic) % TOPICS.len()], clip(data, 512))
+            }
+            Op::PublishBinary { topic, data } => {
+                let topic = TOPICS[usize::from(*topic) % TOPICS.len()];
+                rig.publish_binary(topic, &data[..data.len().min(512)])
             }
             Op::Write(n) => rig.write(usize::from(*n)),
             Op::WriteAll => rig.write_all(),

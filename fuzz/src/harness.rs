@@ -190,9 +190,11 @@ pub fn canned(which: u8, close: bool, data: &str) -> Canned {
                 closes: close,
             }
         }
+        // A binary message (docs/api.md § Binary messages).
         7 => Canned {
             bytes: format!(
                 "POST /publish?topic=c HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n\
+                 Content-Type: application/octet-stream\r\n\
                  Content-Length: {}\r\nAuthorization: Bearer s3cret\r\n{conn}\r\n{data}",
                 data.len()
             )
@@ -242,6 +244,22 @@ pub fn canned(which: u8, close: bool, data: &str) -> Canned {
         18 => get("/poll?topic=bad%20name", Kind::Status(400)),
         _ => get("/metrics", Kind::Status(200)),
     }
+}
+
+/// A binary message's SSE data: its base64 (one topic) or its JSON object
+/// marked `"encoding":"base64"` (several), either way bytes that decode.
+fn check_binary_event(data: &str) {
+    let base64 = if data.starts_with('{') {
+        let v: serde_json::Value = serde_json::from_str(data).expect("binary event JSON");
+        assert_eq!(v["encoding"], "base64", "binary event JSON: {data}");
+        v["data"].as_str().expect("binary event data").to_string()
+    } else {
+        data.to_string()
+    };
+    assert!(
+        pushlab::hub::decode_binary(&base64).is_some(),
+        "binary event data is not base64: {data:?}"
+    );
 }
 
 /// One request the client sent, as the wire checker expects its answer.
@@ -390,7 +408,10 @@ impl Wire {
                         Ok(sse::Decoded::Incomplete) => break,
                         Ok(sse::Decoded::Event(ev)) => {
                             match ev.event_type.as_str() {
-                                "message" => {
+                                "message" | "binary" => {
+                                    if ev.event_type == "binary" {
+                                        check_binary_event(&ev.data);
+                                    }
                                     let seq = seq_of(&ev.last_event_id);
                                     assert!(
                                         seq > self.last_sse_seq,
@@ -962,9 +983,23 @@ impl Rig {
 
     /// Another client publishes `data` on `topic`.
     pub fn publish(&mut self, topic: &str, data: &str) {
-        let _ =
-            self.engine
-                .handle_publish(self.now, topic, MessageKind::Text, data, &mut self.kernel);
+        self.publish_kind(topic, MessageKind::Text, data);
+    }
+
+    /// Another client publishes the bytes `data` on `topic`, as a binary
+    /// message.
+    pub fn publish_binary(&mut self, topic: &str, data: &[u8]) {
+        self.publish_kind(
+            topic,
+            MessageKind::Binary,
+            &pushlab::hub::encode_binary(data),
+        );
+    }
+
+    fn publish_kind(&mut self, topic: &str, kind: MessageKind, data: &str) {
+        let _ = self
+            .engine
+            .handle_publish(self.now, topic, kind, data, &mut self.kernel);
         self.after_call();
         self.turn(false);
     }
