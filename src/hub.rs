@@ -21,9 +21,9 @@ use std::time::Duration;
 
 pub use crate::ids::{base36, is_valid_topic, Cursor, IdHasher};
 pub use crate::log::{
-    decode_binary, encode_binary, Batch, Commit, Completion, EncodedForms, Group, History,
-    HubError, Kind, Log, LogEvent, LogOutput, LogUsage, MemoryLog, Message, Slot, Ticket,
-    FORGOTTEN_BUCKETS, MESSAGE_OVERHEAD,
+    decode_binary, encode_binary, Batch, BrokerStatus, Commit, Completion, EncodedForms, Group,
+    History, HubError, Kind, Link, Log, LogEvent, LogOutput, LogUsage, MemoryLog, Message, Notice,
+    Slot, Ticket, FORGOTTEN_BUCKETS, MESSAGE_OVERHEAD,
 };
 use crate::time::Instant;
 
@@ -212,6 +212,12 @@ impl Hub {
     /// The next commit of the log, in id order.
     pub fn poll_commit(&mut self) -> Option<Commit> {
         self.log.poll_commit()
+    }
+
+    /// The log's next break in continuity, if it comes before its next
+    /// commit (see [`Log::poll_notice`]).
+    pub fn poll_notice(&mut self) -> Option<Notice> {
+        self.log.poll_notice()
     }
 
     /// Appends and takes the commit at once: for a log that commits inside

@@ -39,7 +39,7 @@
 //! | 9 | time passed (fire deadlines) | — |
 //! | 10 | end of the turn | — |
 //! | 11 | shutdown | — |
-//! | 12 | the log's driver reported | `kind:u8` then 0 received `bytes:str`; 1 durable `generation:u upto:u`; 2 up; 3 down `why:str`; 4 disk failed `generation:u from:u full:u8 why:str` |
+//! | 12 | the log's driver reported | `kind:u8` then 0 received `link:u8 bytes:str`; 1 durable `generation:u upto:u`; 2 up `link:u8`; 3 down `link:u8 why:str`; 4 disk failed `generation:u from:u full:u8 why:str` |
 //!
 //! Effects follow the input during which the engine made them, in order:
 //!
@@ -233,8 +233,9 @@ impl Encoder {
             Input::Log(event) => {
                 self.input_head(out, LOG, at);
                 match event {
-                    LogEvent::Received(bytes) => {
+                    LogEvent::Received { link, bytes } => {
                         out.push(0);
+                        out.push(*link);
                         put_str(out, bytes);
                     }
                     LogEvent::Disk(Completion::Durable { generation, upto }) => {
@@ -257,9 +258,13 @@ impl Encoder {
                         out.push(full);
                         put_str(out, why.as_bytes());
                     }
-                    LogEvent::Up => out.push(2),
-                    LogEvent::Down { why } => {
+                    LogEvent::Up { link } => {
+                        out.push(2);
+                        out.push(*link);
+                    }
+                    LogEvent::Down { link, why } => {
                         out.push(3);
+                        out.push(*link);
                         put_str(out, why.as_bytes());
                     }
                 }
@@ -550,8 +555,12 @@ impl<'a> Decoder<'a> {
             SHUTDOWN => Input::Shutdown,
             LOG => Input::Log(match self.byte()? {
                 0 => {
+                    let link = self.byte()?;
                     let n = self.u()? as usize;
-                    LogEvent::Received(self.take(n)?.to_vec())
+                    LogEvent::Received {
+                        link,
+                        bytes: self.take(n)?.to_vec(),
+                    }
                 }
                 1 => LogEvent::Disk(Completion::Durable {
                     generation: self.u()?,
@@ -573,8 +582,9 @@ impl<'a> Decoder<'a> {
                         error,
                     })
                 }
-                2 => LogEvent::Up,
+                2 => LogEvent::Up { link: self.byte()? },
                 3 => LogEvent::Down {
+                    link: self.byte()?,
                     why: self.string()?.into(),
                 },
                 k => return Ok(Err(format!("unknown log event {k}"))),
@@ -688,6 +698,31 @@ mod tests {
             },
             Record::Effect(Effect::ShutdownWrite { conn: 0 }),
             Record::Effect(Effect::Close { conn: 0, unsent: 9 }),
+            Record::Input {
+                at: t(350),
+                input: Input::Log(LogEvent::Up { link: 1 }),
+            },
+            Record::Input {
+                at: t(351),
+                input: Input::Log(LogEvent::Received {
+                    link: 1,
+                    bytes: b"*2\r\n$2\r\ne1\r\n:7\r\n".to_vec(),
+                }),
+            },
+            Record::Input {
+                at: t(352),
+                input: Input::Log(LogEvent::Down {
+                    link: 0,
+                    why: "connection reset".into(),
+                }),
+            },
+            Record::Input {
+                at: t(353),
+                input: Input::Log(LogEvent::Disk(Completion::Durable {
+                    generation: 2,
+                    upto: 9,
+                })),
+            },
             Record::Input {
                 at: t(400),
                 input: Input::Shutdown,

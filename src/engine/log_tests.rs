@@ -103,7 +103,7 @@ impl Log for HeldLog {
                     });
                 }
             }
-            LogEvent::Down { why } => {
+            LogEvent::Down { why, .. } => {
                 for (ticket, ..) in self.waiting.drain(..) {
                     self.commits.push_back(Commit {
                         ticket: Some(ticket),
@@ -114,7 +114,7 @@ impl Log for HeldLog {
                     });
                 }
             }
-            LogEvent::Received(_) | LogEvent::Up | LogEvent::Disk(_) => {}
+            LogEvent::Received { .. } | LogEvent::Up { .. } | LogEvent::Disk(_) => {}
         }
     }
 
@@ -218,6 +218,7 @@ fn a_failed_commit_is_a_503_with_retry_after_and_reaches_no_subscriber() {
     engine.handle_log_event(
         T0,
         LogEvent::Down {
+            link: 0,
             why: "disk gone".into(),
         },
         &mut io,
@@ -247,7 +248,14 @@ fn a_websocket_whose_message_fails_to_commit_is_closed_1013() {
     engine.handle_read(T0, ws, &frame, true, &mut io);
     engine.end_turn(T0, &mut io);
     assert_eq!(text(&io, ws).len(), before, "nothing before the commit");
-    engine.handle_log_event(T0, LogEvent::Down { why: "down".into() }, &mut io);
+    engine.handle_log_event(
+        T0,
+        LogEvent::Down {
+            link: 0,
+            why: "down".into(),
+        },
+        &mut io,
+    );
     engine.end_turn(T0, &mut io);
     let out = io.written[&ws][before..].to_vec();
     // A close frame: 0x88, length, then the code 1013 (0x03f5).

@@ -43,6 +43,8 @@ mod conns;
 mod log_tests;
 #[cfg(test)]
 mod memory_tests;
+#[cfg(test)]
+mod notice_tests;
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -53,7 +55,8 @@ use crate::clients::Clients;
 use crate::config::{Config, MAX_IOVECS, MAX_REFUSING, SHUTDOWN_GRACE};
 use crate::file_log::log::FileLog;
 use crate::hub::{
-    Commit, History, Hub, HubError, Kind, Log, LogEvent, LogOutput, MemoryLog, Message, Ticket,
+    Commit, History, Hub, HubError, Kind, Log, LogEvent, LogOutput, MemoryLog, Message, Notice,
+    Ticket,
 };
 use crate::session::{Assembly, Ctx, Deflate, Lifecycle, Refusal, Session};
 use crate::stats::{Stats, TraceEvent, Tracer, Transport};
@@ -150,6 +153,14 @@ pub enum Input {
     Log(LogEvent),
 }
 
+/// What the fan-out delivers, in the log's order.
+enum FanOut {
+    /// A committed message, to its topic's subscribers.
+    Message(Rc<Message>),
+    /// A break in the log's continuity, to every connection.
+    Notice(Notice),
+}
+
 /// The server's state, without I/O.
 pub struct Engine {
     config: Config,
@@ -178,7 +189,7 @@ pub struct Engine {
     assembly: Assembly,
     /// permessage-deflate compressors, shared by every connection.
     deflate: Deflate,
-    fanout: VecDeque<Rc<Message>>,
+    fanout: VecDeque<FanOut>,
     /// A fan-out is running: a session call made from inside it (a write
     /// that answers a pipelined publish, say) queues what it publishes and
     /// leaves the fanning out to the running loop, so every subscriber
@@ -536,7 +547,14 @@ impl Engine {
     /// (if it is still there) and queues the committed messages for the
     /// fan-out, in id order.
     fn collect_commits(&mut self, now: Instant, io: &mut impl Io) {
-        while let Some(Commit { ticket, outcome }) = self.hub.poll_commit() {
+        loop {
+            if let Some(notice) = self.hub.poll_notice() {
+                self.fanout.push_back(FanOut::Notice(notice));
+                continue;
+            }
+            let Some(Commit { ticket, outcome }) = self.hub.poll_commit() else {
+                break;
+            };
             let publisher = ticket.and_then(|t| self.take_pending(t));
             if let Some((ticket, conn, serial)) = publisher {
                 let answered = self
@@ -560,7 +578,7 @@ impl Engine {
                 }
             }
             if let Ok(msg) = outcome {
-                self.fanout.push_back(msg);
+                self.fanout.push_back(FanOut::Message(msg));
             }
         }
     }
@@ -699,7 +717,14 @@ impl Engine {
     /// pipelined publish, say) only queues what it publishes.
     fn run_fan_out(&mut self, now: Instant, io: &mut impl Io) {
         self.fanning_out = true;
-        while let Some(msg) = self.fanout.pop_front() {
+        while let Some(next) = self.fanout.pop_front() {
+            let msg = match next {
+                FanOut::Message(msg) => msg,
+                FanOut::Notice(notice) => {
+                    self.tell_everyone(&notice, now, io);
+                    continue;
+                }
+            };
             self.subscribers.clear();
             self.hub.subscribers(&msg.topic, &mut self.subscribers);
             let subs = std::mem::take(&mut self.subscribers);
@@ -728,6 +753,28 @@ impl Engine {
             crate::session::encoded::release(&msg);
         }
         self.fanning_out = false;
+    }
+
+    /// A break in the log's continuity reaches every connection: streams
+    /// write the notice, held long polls answer (see
+    /// `Session::handle_notice`). Rare (a shared log's store lost its data,
+    /// or trimmed what this node had not read), so a walk over all.
+    fn tell_everyone(&mut self, notice: &Notice, now: Instant, io: &mut impl Io) {
+        for conn in self.conns.ids() {
+            let parked = self
+                .with_session(conn, now, |s, ctx| {
+                    let parked = s.is_parked();
+                    s.handle_notice(notice, ctx);
+                    parked
+                })
+                .unwrap_or(false);
+            self.take_appended(conn);
+            self.settle(conn, now, io);
+            self.collect_commits(now, io);
+            if parked {
+                self.write_now(conn, now, io);
+            }
+        }
     }
 
     /// Schedules the write, re-arms the timer, resumes reading or closes.

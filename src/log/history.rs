@@ -30,6 +30,14 @@
 //! (absent, or kept again since) with a cursor below the watermark gets
 //! `missed` ≥ 1. Never silent; the price is a possible "1" for another topic
 //! of the same bucket read with a cursor that old, once.
+//!
+//! Messages a shared log committed but this process never saw (its tail
+//! fell behind the log's trimming) have no topic here: they are kept as
+//! gaps ([`History::record_gap`]) and every read whose cursor is before a
+//! gap counts its messages as `missed`, whatever its topics — exact for
+//! the log as a whole, since the topics are unknown. At most [`MAX_GAPS`]
+//! are kept; past that the two oldest merge, and a cursor inside a merged
+//! gap is told at most what the merged range could hold (never 0).
 
 use std::collections::hash_map::{DefaultHasher, RandomState};
 use std::collections::{HashMap, VecDeque};
@@ -45,6 +53,18 @@ use crate::time::Instant;
 /// one). More buckets, fewer false "missed: 1" for topics that share one;
 /// 4096 cost 32 KiB.
 pub const FORGOTTEN_BUCKETS: usize = 4096;
+
+/// Gaps of unknown topics kept apart (see the module docs); 64 cost 1.5 KiB.
+pub const MAX_GAPS: usize = 64;
+
+/// Messages `from..=to` of which `count` were lost with their topics
+/// unknown (`count` is `to - from + 1` until two gaps merge).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Gap {
+    from: u64,
+    to: u64,
+    count: u64,
+}
 
 /// Bytes one remembered evicted id costs in the accounting.
 const RECORD_COST: usize = size_of::<u64>();
@@ -129,6 +149,9 @@ pub struct History {
     /// The key of the bucket hash: random unless set (a replay sets the
     /// recorded one, [`History::set_hash_key`]).
     bucket_key: u64,
+    /// Messages lost with their topics unknown, oldest first (at most
+    /// [`MAX_GAPS`]).
+    gaps: VecDeque<Gap>,
 }
 
 impl History {
@@ -147,7 +170,57 @@ impl History {
             bytes: 0,
             forgotten: vec![0; FORGOTTEN_BUCKETS].into_boxed_slice(),
             bucket_key: RandomState::new().hash_one(0u8),
+            gaps: VecDeque::new(),
         }
+    }
+
+    /// An empty history with the same bounds and hash key: what a log
+    /// whose epoch changed keeps from then on.
+    pub fn emptied(&self) -> History {
+        let mut fresh = History::new(self.capacity, self.ttl, self.memory_limit, self.max_topics);
+        fresh.bucket_key = self.bucket_key;
+        fresh
+    }
+
+    /// Messages `from..=to` were committed but will never be kept here
+    /// (their topics unknown): reads from a cursor before them count them
+    /// as `missed`, whatever their topics. `from` is above every id kept or
+    /// recorded before.
+    pub fn record_gap(&mut self, from: u64, to: u64) {
+        if to < from {
+            return;
+        }
+        self.gaps.push_back(Gap {
+            from,
+            to,
+            count: to - from + 1,
+        });
+        if self.gaps.len() > MAX_GAPS {
+            let (a, b) = (self.gaps.pop_front(), self.gaps.pop_front());
+            if let (Some(a), Some(b)) = (a, b) {
+                self.gaps.push_front(Gap {
+                    from: a.from,
+                    to: b.to,
+                    count: a.count + b.count,
+                });
+            }
+        }
+    }
+
+    /// Messages of the gaps after `after`: exact for a cursor outside a
+    /// merged gap; inside one, at most what the rest of its range holds.
+    fn gap_missed(&self, after: u64) -> u64 {
+        self.gaps
+            .iter()
+            .filter(|g| g.to > after)
+            .map(|g| {
+                if after < g.from {
+                    g.count
+                } else {
+                    g.count.min(g.to - after)
+                }
+            })
+            .sum()
     }
 
     /// Messages kept per topic (`--history`).
@@ -340,6 +413,9 @@ impl History {
                 }
                 None => {}
             }
+        }
+        if count_missed {
+            batch.missed += self.gap_missed(after);
         }
         if topics.len() > 1 {
             batch.messages.sort_unstable_by_key(|m| m.seq);
@@ -609,6 +685,58 @@ mod tests {
         assert_eq!(hub.kept("a"), 0);
         assert_eq!(hub.read(&t("a"), &after(0), at(0)).missed, 1);
         assert!(hub.history().history_bytes() <= 500);
+    }
+
+    #[test]
+    fn a_gap_of_unknown_topics_is_missed_by_every_reader_before_it() {
+        let mut h = History::new(8, TTL, 1 << 20, 100);
+        h.append("a", 1, "e1-1".into(), Kind::Text, "1", at(0))
+            .unwrap();
+        // 2..=4 were committed elsewhere and never seen here; 5 was.
+        h.record_gap(2, 4);
+        h.append("a", 5, "e1-5".into(), Kind::Text, "5", at(0))
+            .unwrap();
+        for (topics, cursor, missed) in [("a", 0, 3), ("b", 1, 3), ("a,b", 2, 2), ("a", 4, 0)] {
+            let b = h.read(&t(topics), &after(cursor), 5, "e1", at(0));
+            assert_eq!(b.missed, missed, "{topics} after {cursor}");
+        }
+        // Not a resume: nothing to report.
+        assert_eq!(h.read(&t("a"), &Cursor::All, 5, "e1", at(0)).missed, 0);
+    }
+
+    #[test]
+    fn gaps_past_the_bound_merge_and_are_never_reported_as_zero() {
+        let mut h = History::new(8, TTL, 1 << 20, 100);
+        // Gaps of one message at 10, 20, 30, …
+        for i in 1..=(MAX_GAPS as u64 + 1) {
+            h.record_gap(10 * i, 10 * i);
+        }
+        assert_eq!(h.gaps.len(), MAX_GAPS);
+        let total = MAX_GAPS as u64 + 1;
+        let head = 10 * total;
+        let read = |h: &mut History, seq| h.read(&t("a"), &after(seq), head, "e1", at(0)).missed;
+        assert_eq!(read(&mut h, 0), total, "exact before every gap");
+        // Inside the merged gap (10 and 20): 20 was lost after 15, but the
+        // merged record can only say "at most 2".
+        assert_eq!(read(&mut h, 15), total, "never less than was lost");
+        assert_eq!(read(&mut h, 25), total - 2, "exact after the merged gap");
+        assert_eq!(read(&mut h, head), 0);
+    }
+
+    #[test]
+    fn an_emptied_history_keeps_bounds_and_key_but_nothing_else() {
+        let mut h = History::new(3, TTL, 1000, 7);
+        h.set_hash_key(42);
+        h.append("a", 1, "e1-1".into(), Kind::Text, "x", at(0))
+            .unwrap();
+        h.record_gap(2, 5);
+        let e = h.emptied();
+        assert_eq!(
+            (e.capacity(), e.ttl(), e.memory_limit(), e.max_topics),
+            (3, TTL, 1000, 7)
+        );
+        assert_eq!(e.hash_key(), 42);
+        assert_eq!((e.kept_total(), e.topic_count(), e.gaps.len()), (0, 0, 0));
     }
 
     proptest! {

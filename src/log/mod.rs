@@ -58,30 +58,87 @@ pub struct Commit {
     pub outcome: Result<Rc<Message>, HubError>,
 }
 
+/// Which connection of a log with several an event or output concerns
+/// (the Redis log has two: one for appends, one tailing the log).
+pub type Link = u8;
+
 /// What a log's I/O driver heard, fed to [`Log::handle_event`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LogEvent {
-    /// Bytes read from the log's connection (a shared log's replies).
-    Received(Vec<u8>),
+    /// Bytes read from one of the log's connections (a shared log's replies).
+    Received { link: Link, bytes: Vec<u8> },
     /// A disk writer's report: records durable up to a point, or failed.
     Disk(Completion),
-    /// The connection or the storage is ready (again).
-    Up,
-    /// The connection or the storage failed; appends waiting for it fail.
-    Down { why: Box<str> },
+    /// The connection `link` asked for by [`LogOutput::Connect`] is
+    /// established.
+    Up { link: Link },
+    /// The connection `link` failed or was closed by the peer (or could not
+    /// be made); appends waiting for it fail.
+    Down { link: Link, why: Box<str> },
 }
 
 /// What a log asks its I/O driver to do, from [`Log::poll_output`].
 #[derive(Debug, PartialEq, Eq)]
 pub enum LogOutput {
-    /// Bytes for the log's connection (a shared log's commands).
-    Send(Vec<u8>),
+    /// Open connection `link` to the log's server, dropping the one it
+    /// had: the driver answers [`LogEvent::Up`] or [`LogEvent::Down`].
+    Connect { link: Link },
+    /// Bytes for connection `link` (a shared log's commands), in order.
+    Send { link: Link, bytes: Vec<u8> },
+    /// Drop connection `link` (the log gave up on it: a timeout, replies it
+    /// cannot trust). No event follows.
+    Close { link: Link },
     /// A group of encoded records for the disk writer: one write, one
     /// `fdatasync`, then a [`LogEvent::Disk`] report.
     Records(Group),
     /// The disk writer may delete segments whose records are all below
     /// `keep_from` (they have left the history).
     Trim { keep_from: u64 },
+}
+
+/// A break in the log's continuity, handed out by [`Log::poll_notice`] in
+/// order with the commits and told to every subscriber (not only those of
+/// some topic): gaps are never silent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The log started a new epoch `epoch` (a shared log's store lost
+    /// everything): every id before is void. Subscribers are told `reset`
+    /// and get the new epoch's messages from its first on.
+    Reset { epoch: Box<str> },
+    /// `count` messages, the last of them `upto`, were committed but can
+    /// never be read here (a shared log trimmed them before this node read
+    /// them); their topics are unknown, so every subscriber is told.
+    Missed {
+        /// The epoch of `upto`.
+        epoch: Box<str>,
+        count: u64,
+        upto: u64,
+    },
+}
+
+/// A shared log's connection to its server, for `/healthz` and `/stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BrokerStatus {
+    /// Why this node cannot publish, or its tail is not live (`None`:
+    /// healthy). `/healthz` answers `503` with it.
+    pub problem: Option<String>,
+    /// The connection that appends is up and logged in.
+    pub append_connected: bool,
+    /// The connection that tails the log is up and logged in.
+    pub tail_connected: bool,
+    /// Appends sent (or waiting to be sent) and not yet committed.
+    pub pending: usize,
+    /// Messages the server holds that this node has not read yet (as of
+    /// the tail's last look at the server's sequence).
+    pub tail_lag_messages: u64,
+    /// Milliseconds since the tail last heard from the server.
+    pub tail_silent_ms: u64,
+    /// Connections made again after the first (both links).
+    pub reconnects: u64,
+    /// New epochs seen ([`Notice::Reset`]).
+    pub resets: u64,
+    /// Messages trimmed before this node read them ([`Notice::Missed`]).
+    pub missed: u64,
 }
 
 /// What a log keeps now, against its bounds (`/stats`).
@@ -164,6 +221,18 @@ pub trait Log {
     /// Time passed (see [`Log::poll_at`]).
     fn handle_timeout(&mut self, now: Instant) {
         let _ = now;
+    }
+    /// The next break in continuity, if it comes before the next commit:
+    /// a log with notices hands out no commit while one is waiting, so
+    /// calling this before each [`Log::poll_commit`] keeps them in order.
+    fn poll_notice(&mut self) -> Option<Notice> {
+        None
+    }
+    /// The connection to a shared log's server (`None`: a local log, which
+    /// is always healthy).
+    fn broker(&self, now: Instant) -> Option<BrokerStatus> {
+        let _ = now;
+        None
     }
 }
 

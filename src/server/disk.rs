@@ -98,7 +98,7 @@ impl Disk {
             LogOutput::Trim { keep_from } => {
                 self.writer.trim(keep_from);
             }
-            LogOutput::Send(_) => {}
+            LogOutput::Connect { .. } | LogOutput::Send { .. } | LogOutput::Close { .. } => {}
         }
     }
 

@@ -25,8 +25,11 @@ use crate::wire::query::Query;
 pub struct Hold {
     /// The topics whose next message releases the hold.
     pub sub: Subscription,
-    /// Deliver messages with a sequence number after this.
+    /// Deliver messages with a sequence number after this, of this epoch
+    /// (a shared log may start a new one while the poll is held: the
+    /// answer then says `reset`).
     pub after: u64,
+    pub epoch: Box<str>,
     pub started: Instant,
     pub deadline: Instant,
     pub req: ReqInfo,
@@ -81,6 +84,7 @@ impl Session {
         self.state = State::LongPoll(Hold {
             sub,
             after: batch.next_seq,
+            epoch: ctx.hub.epoch().into(),
             started: ctx.now,
             // A hold opened with a token ends with it, like a stream
             // (session/auth.rs): answered empty, the next poll needs a
@@ -99,7 +103,7 @@ impl Session {
             return;
         };
         let cursor = Cursor::After {
-            epoch: ctx.hub.epoch().to_string(),
+            epoch: hold.epoch.to_string(),
             seq: hold.after,
         };
         let batch = ctx.hub.read(hold.sub.topics(), &cursor, ctx.now);

@@ -74,7 +74,7 @@ use std::time::Duration;
 
 use crate::clients::Clients;
 use crate::config::{Config, MAX_PIPELINED_BYTES};
-use crate::hub::{Hub, HubError, Message, SubscriberId, Ticket};
+use crate::hub::{Hub, HubError, Message, Notice, SubscriberId, Ticket};
 use crate::stats::{Stats, TraceEvent, Tracer, Transport};
 use crate::timers::Instant;
 use crate::wire::http1::{BodyDecoder, RequestHead};
@@ -509,6 +509,26 @@ impl Session {
             }
             State::Sse(_) => self.sse_message(msg, ctx),
             State::WebSocket(_) => self.ws_message(msg, ctx),
+            State::Head { .. } | State::Body { .. } | State::Trace(_) | State::Publishing(_) => {}
+        }
+    }
+
+    /// A break in the log's continuity, told to every connection: a
+    /// stream writes it in place (`reset`: the new epoch's messages follow
+    /// from its first; `missed`: how many can never be read), a held long
+    /// poll is answered at once from its own cursor (the read reports the
+    /// reset or the gap). Other states have nothing to tell.
+    pub fn handle_notice(&mut self, notice: &Notice, ctx: &mut Ctx) {
+        if self.lifecycle != Lifecycle::Open {
+            return;
+        }
+        match self.state {
+            State::LongPoll(_) => {
+                self.release_hold(long_poll::Release::Message, ctx);
+                self.process_input(ctx);
+            }
+            State::Sse(_) => self.sse_notice(notice, ctx),
+            State::WebSocket(_) => self.ws_notice(notice, ctx),
             State::Head { .. } | State::Body { .. } | State::Trace(_) | State::Publishing(_) => {}
         }
     }

@@ -67,7 +67,7 @@ use super::encoded;
 use super::http::ReqInfo;
 use super::subscription::Subscription;
 use super::{Ctx, Lifecycle, Session, State};
-use crate::hub::{Batch, Cursor, Message};
+use crate::hub::{Batch, Cursor, Message, Notice};
 use crate::stats::Transport;
 use crate::timers::Instant;
 use crate::wire::http1::{RequestHead, ResponseHead};
@@ -318,6 +318,43 @@ impl Session {
         ctx.stats.of(Transport::Sse).messages_delivered += 1;
         ctx.trace(self.serial, self.transport, "frame", n, || {
             msg.id.to_string()
+        });
+        self.sse_check_backlog(ctx);
+    }
+
+    /// A break in the log's continuity (`Session::handle_notice`): the
+    /// notice as an event whose `id` is the cursor that follows it, so a
+    /// reconnection does not report it again.
+    pub(super) fn sse_notice(&mut self, notice: &Notice, ctx: &mut Ctx) {
+        let State::Sse(stream) = &mut self.state else {
+            return;
+        };
+        let mut bytes = Vec::with_capacity(64);
+        let c = ctx.stats.of(Transport::Sse);
+        match notice {
+            Notice::Reset { epoch } => {
+                // Nothing of the new epoch was written yet.
+                stream.sub.restart();
+                let id = crate::ids::format_id(epoch, 0);
+                encode_event(&mut bytes, Some(&id), Some(EVENT_RESET), RESET_DATA);
+                c.resets_reported += 1;
+            }
+            Notice::Missed { epoch, count, upto } => {
+                let id = crate::ids::format_id(epoch, *upto);
+                encode_event(
+                    &mut bytes,
+                    Some(&id),
+                    Some(EVENT_MISSED),
+                    &count.to_string(),
+                );
+                c.gaps_reported += 1;
+            }
+        }
+        let n = bytes.len();
+        stream.queued_total += n as u64;
+        self.out.push_owned(bytes);
+        ctx.trace(self.serial, self.transport, "notice", n, || {
+            format!("{notice:?}")
         });
         self.sse_check_backlog(ctx);
     }

@@ -66,6 +66,12 @@ impl Subscription {
         true
     }
 
+    /// The log started a new epoch: its sequence starts again, and none
+    /// of its messages was given yet.
+    pub fn restart(&mut self) {
+        self.last_seq = 0;
+    }
+
     /// The highest sequence number given out so far.
     pub fn last_seq(&self) -> u64 {
         self.last_seq

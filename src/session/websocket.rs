@@ -81,7 +81,7 @@ use super::encoded;
 use super::routing::Route;
 use super::subscription::Subscription;
 use super::{Ctx, Lifecycle, Refusal, Session, State};
-use crate::hub::{encode_binary, Batch, HubError, Kind, Message};
+use crate::hub::{encode_binary, Batch, HubError, Kind, Message, Notice};
 use crate::stats::Transport;
 use crate::timers::Instant;
 use crate::wire::envelope;
@@ -706,6 +706,46 @@ impl Session {
         let n = frame.len();
         ctx.trace(self.serial, self.transport, "frame", n, || {
             format!("out {} {}", msg.kind.as_str(), msg.id)
+        });
+        if backlog > ctx.config.max_queued_bytes {
+            self.handle_overflow(ctx);
+        }
+    }
+
+    /// A break in the log's continuity (`Session::handle_notice`):
+    /// `{"reset":true}` or `{"missed":N}`, as after a `since`.
+    pub(super) fn ws_notice(&mut self, notice: &Notice, ctx: &mut Ctx) {
+        let State::WebSocket(conn) = &mut self.state else {
+            return;
+        };
+        let Mode::PubSub { sub, .. } = &mut conn.mode else {
+            return;
+        };
+        if conn.protocol.is_close_sent() {
+            return;
+        }
+        let mut frame = Vec::with_capacity(32);
+        let c = ctx.stats.of(Transport::Ws);
+        match notice {
+            Notice::Reset { .. } => {
+                // Nothing of the new epoch was sent yet.
+                sub.restart();
+                encode_frame(TEXT, true, b"{\"reset\":true}", &mut frame);
+                c.resets_reported += 1;
+            }
+            Notice::Missed { count, .. } => {
+                let json = format!("{{\"missed\":{count}}}");
+                encode_frame(TEXT, true, json.as_bytes(), &mut frame);
+                c.gaps_reported += 1;
+            }
+        }
+        c.frames_out += 1;
+        let n = frame.len();
+        conn.queued_total += n as u64;
+        self.out.push_owned(frame);
+        let backlog = conn.live_backlog(self.out.len());
+        ctx.trace(self.serial, self.transport, "notice", n, || {
+            format!("{notice:?}")
         });
         if backlog > ctx.config.max_queued_bytes {
             self.handle_overflow(ctx);
