@@ -92,6 +92,20 @@ pub struct Config {
     /// `--segment-size`: the file log starts a new segment past this many
     /// bytes.
     pub segment_size: u64,
+    /// `--redis`: share one ordered log with other nodes in this Redis
+    /// (docs/scaling.md). `None`: the log is this process's own.
+    pub redis: Option<crate::redis::url::RedisUrl>,
+    /// `--redis-prefix`: the log's keys are `<prefix>meta` and
+    /// `<prefix>log`, so several deployments can share one Redis.
+    pub redis_prefix: String,
+    /// `--redis-max-pending`: publishes waiting for Redis at once; past it
+    /// a publish gets `503` at once (memory stays bounded while Redis is
+    /// slow).
+    pub redis_max_pending: usize,
+    /// `--redis-timeout`: longest wait for a Redis connection, its login,
+    /// a reply, and a publish's commit; past it the publish gets `503` and
+    /// the connection is made again.
+    pub redis_timeout: Duration,
     /// Most topics with kept messages, and most with subscribers
     /// (`--max-topics`). A publish to a new topic past it evicts the oldest
     /// history; a subscription to a new topic past it gets `503`.
@@ -182,6 +196,10 @@ impl Default for Config {
             data_dir: None,
             reuse_port: false,
             segment_size: crate::file_log::disk::DEFAULT_SEGMENT_BYTES,
+            redis: None,
+            redis_prefix: crate::redis::log::DEFAULT_PREFIX.to_string(),
+            redis_max_pending: crate::redis::log::DEFAULT_MAX_PENDING,
+            redis_timeout: crate::redis::log::DEFAULT_TIMEOUT,
             max_topics: crate::hub::DEFAULT_MAX_TOPICS,
             assembly_memory: 64 * 1024 * 1024,
             max_message: 64 * 1024,

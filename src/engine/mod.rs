@@ -58,6 +58,7 @@ use crate::hub::{
     Commit, History, Hub, HubError, Kind, Log, LogEvent, LogOutput, MemoryLog, Message, Notice,
     Ticket,
 };
+use crate::redis::log::{RedisLog, RedisSettings};
 use crate::session::{Assembly, Ctx, Deflate, Lifecycle, Refusal, Session};
 use crate::stats::{Stats, TraceEvent, Tracer, Transport};
 use crate::timers::{Instant, Timers};
@@ -230,21 +231,35 @@ impl Engine {
             config.history_memory,
             config.max_topics,
         );
-        let log: Box<dyn Log> = if config.data_dir.is_some() {
+        let seed = history.hash_key();
+        Engine::with_log(config, epoch, history, seed, now)
+    }
+
+    /// [`Engine::new`] with the hub's hash key given rather than random:
+    /// what `--record` writes down and a replay gives back. It also seeds
+    /// the Redis log (`--redis`).
+    pub fn new_keyed(config: Config, epoch: &str, hash_key: u64, now: Instant) -> Engine {
+        let mut history = History::new(
+            config.history,
+            config.history_ttl,
+            config.history_memory,
+            config.max_topics,
+        );
+        history.set_hash_key(hash_key);
+        Engine::with_log(config, epoch, history, hash_key, now)
+    }
+
+    /// The log `config` asks for, on `history`.
+    fn with_log(config: Config, epoch: &str, history: History, seed: u64, now: Instant) -> Engine {
+        let log: Box<dyn Log> = if let Some(redis) = RedisSettings::from_config(&config) {
+            Box::new(RedisLog::new(redis, epoch, history, seed))
+        } else if config.data_dir.is_some() {
             Box::new(FileLog::new(epoch, history, 1, 0))
         } else {
             Box::new(MemoryLog::new(epoch, history))
         };
         let hub = Hub::new(log, config.max_topics);
         Engine::with_hub(config, hub, now)
-    }
-
-    /// [`Engine::new`] with the hub's hash key given rather than random:
-    /// what `--record` writes down and a replay gives back.
-    pub fn new_keyed(config: Config, epoch: &str, hash_key: u64, now: Instant) -> Engine {
-        let mut engine = Engine::new(config, epoch, now);
-        engine.hub.log_mut().history_mut().set_hash_key(hash_key);
-        engine
     }
 
     /// An engine on a hub made by the caller.

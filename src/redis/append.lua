@@ -3,11 +3,14 @@
 -- KEYS[1]  the log's hash: field "epoch" (the log's epoch) and field "seq"
 --          (the N of the last message appended)
 -- KEYS[2]  the log's stream: one entry per message, id "N-0", fields
---          "t" (topic) and "d" (data)
+--          "t" (topic), "d" (data), "o" (origin) and "k" (kind)
 -- ARGV[1]  the epoch this node proposes, installed only when Redis has none
 -- ARGV[2]  how many entries the stream keeps (exact MAXLEN, at least 1)
 -- ARGV[3]  the topic
--- ARGV[4]  the message
+-- ARGV[4]  the message (a binary message's standard base64)
+-- ARGV[5]  the origin, "<node>:<ticket>": the appending node knows its
+--          message when its tail reads it back
+-- ARGV[6]  the kind: "t" text, "b" binary
 --
 -- Returns {epoch, N}: the message's id is "epoch-N".
 
@@ -24,6 +27,6 @@ else
 end
 -- XADD first: if it fails, nothing has changed and N is not used up.
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], string.format('%d-0', n),
-  't', ARGV[3], 'd', ARGV[4])
+  't', ARGV[3], 'd', ARGV[4], 'o', ARGV[5], 'k', ARGV[6])
 redis.call('HSET', KEYS[1], 'epoch', epoch, 'seq', n)
 return {epoch, n}

@@ -1,19 +1,22 @@
-//! The pieces of the Redis log that need no socket: where Redis is
-//! ([`url`]), the script that appends to the shared log ([`script`]), and
-//! one connection's commands and replies matched in order ([`pipeline`]).
-//! The bytes themselves are [`crate::wire::resp`].
+//! The Redis log (`--redis`, docs/scaling.md): several nodes share one
+//! ordered log in Redis. A hash holds the log's epoch and the last
+//! sequence number `N`, a stream holds the messages with the ids `N-0`, and
+//! one Lua script appends atomically.
 //!
-//! Several nodes share one ordered log in Redis: a hash holds the log's
-//! epoch and the last sequence number `N`, a stream holds the messages with
-//! the ids `N-0`, and one Lua script appends atomically. Each node pipelines
-//! its commands on a connection driven by its own event loop.
-//!
-//! Not here yet: the log itself (appending through [`pipeline`], tailing the
-//! stream with `XREAD BLOCK`, reconnecting with backoff) and the `--redis`
-//! flag, which plug into the engine's log seam once it exists.
+//! Everything here is sans-I/O, like the sessions: where Redis is
+//! ([`url`]), the scripts and their commands ([`script`]), reading the
+//! stream back ([`stream`]), one connection's commands and replies matched
+//! in order ([`pipeline`]), when to reconnect ([`backoff`]), and the log
+//! itself behind the engine's seam ([`log::RedisLog`]). The bytes are
+//! [`crate::wire::resp`]; the sockets are `server/redis.rs`'s.
 
+pub mod backoff;
 #[cfg(test)]
 mod fake;
+pub mod log;
+#[cfg(test)]
+mod log_tests;
 pub mod pipeline;
 pub mod script;
+pub mod stream;
 pub mod url;

@@ -70,6 +70,8 @@ fn a_connection_logs_in_selects_loads_and_appends_in_one_pipeline() {
             max_len: 10,
             topic: b"news",
             data: data.as_bytes(),
+            origin: b"n1:1",
+            kind: crate::log::Kind::Text,
         };
         p.send("append", &append_evalsha_command(&append)).unwrap();
     }
@@ -96,6 +98,8 @@ fn appends_that_got_noscript_are_resent_in_order_and_keep_their_order() {
         max_len: 10,
         topic: b"t",
         data: data.as_bytes(),
+        origin: b"n1:1",
+        kind: crate::log::Kind::Text,
     };
     // The script cache is empty: every pipelined EVALSHA fails, unrun.
     for m in messages {

@@ -9,8 +9,11 @@
 //!    install the epoch the calling node proposes, start `N` at 1 and drop
 //!    whatever the stream still holds from the lost epoch;
 //! 2. `XADD` the message to the stream ([`LogKeys::stream`]) with the
-//!    explicit id `N-0`, trimming it to the newest `max_len` entries
-//!    (`MAXLEN`, exact);
+//!    explicit id `N-0` and its topic, data, origin (the node and the
+//!    append's ticket, so the node knows its own message when it reads
+//!    the stream back) and kind (`t` text, `b` binary: the data is then
+//!    the bytes' standard base64), trimming the stream to the newest
+//!    `max_len` entries (`MAXLEN`, exact);
 //! 3. store the epoch and `N` back in the hash, and return `{epoch, N}`.
 //!
 //! The epoch and `N` live in one hash so they are lost together: a Redis
@@ -59,6 +62,7 @@
 //! in the order they were sent, resend in order every append that got
 //! `NOSCRIPT` before sending new ones.
 
+use crate::log::Kind;
 use crate::wire::resp::{Arg, Reply};
 
 /// The Lua source run by `EVALSHA` / `EVAL` (see the module docs).
@@ -66,7 +70,7 @@ pub const APPEND_SCRIPT: &str = include_str!("append.lua");
 
 /// The SHA-1 of [`APPEND_SCRIPT`] in lowercase hex, the name `EVALSHA`
 /// calls it by (checked against the source by a test).
-pub const APPEND_SCRIPT_SHA1: &str = "2e9f7b3f6ed979312e15a75c52bbfc982c766169";
+pub const APPEND_SCRIPT_SHA1: &str = "86b8cac2fbaf86c7058f4d8342ed6e47382e8fca";
 
 /// The two keys of one log, both under the deployment's key prefix, so
 /// several deployments can share one Redis.
@@ -113,11 +117,16 @@ pub struct Append<'a> {
     pub topic: &'a [u8],
     /// The message.
     pub data: &'a [u8],
+    /// `<node>:<ticket>`: who appended it (see [`Origin`]).
+    pub origin: &'a [u8],
+    /// Text or binary (the data is then standard base64).
+    pub kind: Kind,
 }
 
 impl<'a> Append<'a> {
-    /// `numkeys key key arg arg arg arg`: what follows the script or its SHA.
-    fn tail(&self) -> [Arg<'a>; 7] {
+    /// `numkeys key key arg arg arg arg arg arg`: what follows the script
+    /// or its SHA.
+    fn tail(&self) -> [Arg<'a>; 9] {
         [
             Arg::Uint(2),
             Arg::Bytes(self.keys.meta()),
@@ -126,13 +135,33 @@ impl<'a> Append<'a> {
             Arg::Uint(self.max_len.max(1)),
             Arg::Bytes(self.topic),
             Arg::Bytes(self.data),
+            Arg::Bytes(self.origin),
+            Arg::Bytes(kind_field(self.kind)),
         ]
     }
 }
 
-/// `EVALSHA <sha> 2 <meta> <stream> <epoch> <max_len> <topic> <data>`.
-pub fn append_evalsha_command<'a>(append: &Append<'a>) -> [Arg<'a>; 9] {
-    let [a, b, c, d, e, f, g] = append.tail();
+/// The entry's `k` field: `t` for text, `b` for binary.
+pub fn kind_field(kind: Kind) -> &'static [u8] {
+    match kind {
+        Kind::Text => b"t",
+        Kind::Binary => b"b",
+    }
+}
+
+/// The kind an entry's `k` field names (text when absent or unknown).
+pub fn kind_of_field(field: &[u8]) -> Kind {
+    if field == b"b" {
+        Kind::Binary
+    } else {
+        Kind::Text
+    }
+}
+
+/// `EVALSHA <sha> 2 <meta> <stream> <epoch> <max_len> <topic> <data>
+/// <origin> <kind>`.
+pub fn append_evalsha_command<'a>(append: &Append<'a>) -> [Arg<'a>; 11] {
+    let [a, b, c, d, e, f, g, h, i] = append.tail();
     [
         Arg::from("EVALSHA"),
         Arg::from(APPEND_SCRIPT_SHA1),
@@ -143,13 +172,15 @@ pub fn append_evalsha_command<'a>(append: &Append<'a>) -> [Arg<'a>; 9] {
         e,
         f,
         g,
+        h,
+        i,
     ]
 }
 
 /// `EVAL <script> 2 …`: the fallback after `NOSCRIPT`. Redis caches the
 /// script it runs, so later `EVALSHA`s find it again.
-pub fn append_eval_command<'a>(append: &Append<'a>) -> [Arg<'a>; 9] {
-    let [a, b, c, d, e, f, g] = append.tail();
+pub fn append_eval_command<'a>(append: &Append<'a>) -> [Arg<'a>; 11] {
+    let [a, b, c, d, e, f, g, h, i] = append.tail();
     [
         Arg::from("EVAL"),
         Arg::from(APPEND_SCRIPT),
@@ -160,7 +191,62 @@ pub fn append_eval_command<'a>(append: &Append<'a>) -> [Arg<'a>; 9] {
         e,
         f,
         g,
+        h,
+        i,
     ]
+}
+
+/// The Lua source that reads the log's epoch and last `N`, installing the
+/// proposed epoch when Redis has none (`src/redis/epoch.lua`): what a node
+/// runs when it starts reading the log, and again when the epoch is gone.
+/// Rare, so it is sent whole with `EVAL` (no `NOSCRIPT` to handle).
+pub const EPOCH_SCRIPT: &str = include_str!("epoch.lua");
+
+/// `EVAL <epoch script> 2 <meta> <stream> <proposed epoch>`: answered
+/// `{epoch, N}` ([`decode_epoch_reply`]).
+pub fn epoch_eval_command<'a>(keys: &'a LogKeys, proposed_epoch: &'a str) -> [Arg<'a>; 6] {
+    [
+        Arg::from("EVAL"),
+        Arg::from(EPOCH_SCRIPT),
+        Arg::Uint(2),
+        Arg::Bytes(keys.meta()),
+        Arg::Bytes(keys.stream()),
+        Arg::Bytes(proposed_epoch.as_bytes()),
+    ]
+}
+
+/// Who appended a message: this node's name and the append's ticket,
+/// written `<node>:<ticket>` in the entry's field `o`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Origin<'a> {
+    pub node: &'a [u8],
+    pub ticket: u64,
+}
+
+impl<'a> Origin<'a> {
+    /// `<node>:<ticket>`.
+    pub fn encode(node: &str, ticket: u64) -> Vec<u8> {
+        let mut out = Vec::with_capacity(node.len() + 21);
+        out.extend_from_slice(node.as_bytes());
+        out.push(b':');
+        crate::ids::push_decimal(&mut out, ticket);
+        out
+    }
+
+    /// Reads `<node>:<ticket>`; `None` for anything else (an entry added
+    /// by hand, say).
+    pub fn parse(bytes: &'a [u8]) -> Option<Origin<'a>> {
+        let colon = bytes.iter().rposition(|&b| b == b':')?;
+        let digits = &bytes[colon + 1..];
+        if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let ticket = std::str::from_utf8(digits).ok()?.parse().ok()?;
+        Some(Origin {
+            node: &bytes[..colon],
+            ticket,
+        })
+    }
 }
 
 /// `SCRIPT LOAD <script>`: answered with [`APPEND_SCRIPT_SHA1`] as a bulk
@@ -176,6 +262,22 @@ pub fn script_load_command() -> [Arg<'static>; 3] {
 /// Did `SCRIPT LOAD` answer with the SHA this build calls?
 pub fn is_script_loaded(reply: &Reply) -> bool {
     matches!(reply, Reply::Bulk(sha) if sha.as_slice() == APPEND_SCRIPT_SHA1.as_bytes())
+}
+
+/// Reads the epoch script's reply: `{epoch, N}` with `N` ≥ 0 (a new epoch
+/// has none yet).
+pub fn decode_epoch_reply(reply: Reply) -> Result<Appended, AppendError> {
+    if let Reply::Array(items) = &reply {
+        if let [Reply::Bulk(epoch), Reply::Integer(0)] = items.as_slice() {
+            if !epoch.is_empty() && epoch.iter().all(u8::is_ascii_alphanumeric) {
+                return Ok(Appended {
+                    epoch: String::from_utf8_lossy(epoch).into_owned(),
+                    seq: 0,
+                });
+            }
+        }
+    }
+    decode_append_reply(reply)
 }
 
 /// A message the log accepted: its id is `epoch-seq`.

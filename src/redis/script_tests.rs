@@ -16,6 +16,8 @@ fn append<'a>(keys: &'a LogKeys, epoch: &'a str, topic: &'a str, data: &'a str) 
         max_len: 3,
         topic: topic.as_bytes(),
         data: data.as_bytes(),
+        origin: b"n9:17",
+        kind: Kind::Text,
     }
 }
 
@@ -31,6 +33,46 @@ fn the_sha_named_in_the_code_is_the_sha_of_the_script() {
 }
 
 #[test]
+fn an_origin_names_the_node_and_the_ticket() {
+    assert_eq!(Origin::encode("k3v9", 42), b"k3v9:42");
+    assert_eq!(
+        Origin::parse(b"k3v9:42"),
+        Some(Origin {
+            node: b"k3v9",
+            ticket: 42
+        })
+    );
+    for odd in [
+        &b""[..],
+        b"k3v9",
+        b"k3v9:",
+        b"k3v9:4x",
+        b"k3v9:123456789012345678901",
+    ] {
+        assert_eq!(Origin::parse(odd), None, "{odd:?}");
+    }
+}
+
+#[test]
+fn the_epoch_script_installs_the_proposal_only_when_redis_has_none() {
+    let k = keys();
+    let mut redis = FakeRedis::new(k.clone());
+    let read = |r| decode_epoch_reply(r).map(|a| (a.epoch, a.seq));
+    let first = call(&mut redis, &epoch_eval_command(&k, "aaa"));
+    assert_eq!(read(first), Ok(("aaa".into(), 0)));
+    call(
+        &mut redis,
+        &append_eval_command(&append(&k, "bbb", "t", "1")),
+    );
+    let second = call(&mut redis, &epoch_eval_command(&k, "bbb"));
+    assert_eq!(read(second), Ok(("aaa".into(), 1)));
+    let bytes = wire(&epoch_eval_command(&k, "aaa"));
+    let head = format!("*6\r\n$4\r\nEVAL\r\n${}\r\n", EPOCH_SCRIPT.len());
+    assert!(bytes.starts_with(head.as_bytes()));
+    assert!(bytes.ends_with(b"$1\r\n2\r\n$9\r\n{pl}:meta\r\n$8\r\n{pl}:log\r\n$3\r\naaa\r\n"));
+}
+
+#[test]
 fn keys_share_the_prefix() {
     let k = LogKeys::new("{pushlab}:");
     assert_eq!(k.meta(), b"{pushlab}:meta");
@@ -38,13 +80,13 @@ fn keys_share_the_prefix() {
 }
 
 #[test]
-fn evalsha_names_two_keys_then_epoch_max_len_topic_and_data() {
+fn evalsha_names_two_keys_then_epoch_max_len_topic_data_origin_and_kind() {
     let k = keys();
     let bytes = wire(&append_evalsha_command(&append(&k, "e1", "news", "hi")));
     let expected = [
-        "*9\r\n",
+        "*11\r\n",
         "$7\r\nEVALSHA\r\n",
-        "$40\r\n2e9f7b3f6ed979312e15a75c52bbfc982c766169\r\n",
+        "$40\r\n86b8cac2fbaf86c7058f4d8342ed6e47382e8fca\r\n",
         "$1\r\n2\r\n",
         "$9\r\n{pl}:meta\r\n",
         "$8\r\n{pl}:log\r\n",
@@ -52,6 +94,8 @@ fn evalsha_names_two_keys_then_epoch_max_len_topic_and_data() {
         "$1\r\n3\r\n",
         "$4\r\nnews\r\n",
         "$2\r\nhi\r\n",
+        "$5\r\nn9:17\r\n",
+        "$1\r\nt\r\n",
     ]
     .concat();
     assert_eq!(String::from_utf8(bytes).unwrap(), expected);
