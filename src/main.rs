@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use pushlab::auth::{Algorithm, Key, Policy, Secret, TopicPattern, Verifier};
 use pushlab::config::{parse_addr, parse_duration, parse_size, Config};
+use pushlab::redis::url::RedisUrl;
 use pushlab::server::Server;
 
 #[derive(Parser)]
@@ -76,6 +77,10 @@ fn positive_count(s: &str) -> Result<usize, String> {
     }
 }
 
+fn redis_url(s: &str) -> Result<RedisUrl, String> {
+    RedisUrl::parse(s).map_err(|e| e.to_string())
+}
+
 fn addr(s: &str) -> Result<std::net::SocketAddr, String> {
     parse_addr(s).map_err(|e| e.to_string())
 }
@@ -119,6 +124,25 @@ struct ServeArgs {
     /// With --data-dir: start a new segment file past this size.
     #[arg(long, default_value = "64MiB", value_parser = positive_size)]
     segment_size: usize,
+    /// Share one ordered log with other pushlab nodes in this Redis:
+    /// redis://[[user]:password@]host[:port][/db]. Ids and cursors then mean
+    /// the same on every node (docs/scaling.md). Without it the log is this
+    /// process's own.
+    #[arg(long, value_name = "URL", value_parser = redis_url, conflicts_with = "data_dir")]
+    redis: Option<RedisUrl>,
+    /// With --redis: the log's keys are PREFIXmeta and PREFIXlog, so
+    /// several deployments can share one Redis (`{name}:` keeps both in one
+    /// Redis Cluster slot).
+    #[arg(long, value_name = "PREFIX", default_value = pushlab::redis::log::DEFAULT_PREFIX)]
+    redis_prefix: String,
+    /// With --redis: most publishes waiting for Redis at once (past it →
+    /// 503 at once).
+    #[arg(long, default_value = "10000", value_parser = positive_count)]
+    redis_max_pending: usize,
+    /// With --redis: longest wait for a connection, a login, a reply or a
+    /// publish's commit (past it → 503, and the connection is made again).
+    #[arg(long, default_value = "2s", value_parser = positive_duration)]
+    redis_timeout: std::time::Duration,
     /// Most topics with kept messages (past it the oldest history gives way)
     /// and most topics with subscribers (past it a new subscription → 503).
     #[arg(long, default_value = "100000", value_parser = positive_count)]
@@ -272,6 +296,10 @@ impl ServeArgs {
             data_dir: self.data_dir,
             reuse_port: self.reuse_port,
             segment_size: self.segment_size as u64,
+            redis: self.redis,
+            redis_prefix: self.redis_prefix,
+            redis_max_pending: self.redis_max_pending,
+            redis_timeout: self.redis_timeout,
             max_topics: self.max_topics,
             assembly_memory: self.assembly_memory,
             max_message: self.max_message,

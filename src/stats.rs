@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::hub::BrokerStatus;
 use crate::timers::Instant;
 
 /// What a socket is used for, decided by the first request that names a
@@ -215,7 +216,14 @@ impl Stats {
     }
 
     /// `/stats` as JSON.
-    pub fn to_json(&self, epoch: &str, head: u64, uptime: Duration, memory: Memory) -> Vec<u8> {
+    pub fn to_json(
+        &self,
+        epoch: &str,
+        head: u64,
+        uptime: Duration,
+        memory: Memory,
+        broker: Option<&BrokerStatus>,
+    ) -> Vec<u8> {
         let mut transports = serde_json::Map::new();
         for t in Transport::ALL {
             let c = self.get(t);
@@ -284,7 +292,7 @@ impl Stats {
             }
             transports.insert(t.name().into(), v);
         }
-        let doc = serde_json::json!({
+        let mut doc = serde_json::json!({
             "epoch": epoch,
             "head": format!("{epoch}-{head}"),
             "uptime_s": uptime.as_millis() as f64 / 1000.0,
@@ -295,6 +303,9 @@ impl Stats {
             "memory": memory.to_json(),
             "transports": transports,
         });
+        if let (Some(b), Some(obj)) = (broker, doc.as_object_mut()) {
+            obj.insert("broker".into(), broker_json(b));
+        }
         let mut body = serde_json::to_vec(&doc).unwrap_or_default();
         // docs/api.md § JSON bodies: every JSON body ends with a newline.
         body.push(b'\n');
@@ -302,7 +313,7 @@ impl Stats {
     }
 
     /// `/metrics` in the Prometheus text exposition format.
-    pub fn to_prometheus(&self, memory: Memory) -> Vec<u8> {
+    pub fn to_prometheus(&self, memory: Memory, broker: Option<&BrokerStatus>) -> Vec<u8> {
         let mut s = String::new();
         let series: [Series; 25] = [
             ("sockets_opened_total", "Sockets opened", |c| {
@@ -427,8 +438,65 @@ impl Stats {
             let _ = writeln!(s, "# TYPE pushlab_{name} counter\npushlab_{name} {v}");
         }
         memory.write_prometheus(&mut s);
+        if let Some(b) = broker {
+            for (name, kind, v) in [
+                ("broker_healthy", "gauge", u64::from(b.problem.is_none())),
+                (
+                    "broker_append_connected",
+                    "gauge",
+                    u64::from(b.append_connected),
+                ),
+                (
+                    "broker_tail_connected",
+                    "gauge",
+                    u64::from(b.tail_connected),
+                ),
+                ("broker_pending", "gauge", b.pending as u64),
+                ("broker_tail_lag_messages", "gauge", b.tail_lag_messages),
+                ("broker_tail_silent_milliseconds", "gauge", b.tail_silent_ms),
+                ("broker_reconnects_total", "counter", b.reconnects),
+                ("broker_resets_total", "counter", b.resets),
+                ("broker_missed_total", "counter", b.missed),
+            ] {
+                let _ = writeln!(s, "# TYPE pushlab_{name} {kind}\npushlab_{name} {v}");
+            }
+        }
         s.into_bytes()
     }
+}
+
+/// A shared log's state as the `broker` object of `/stats`.
+fn broker_json(b: &BrokerStatus) -> serde_json::Value {
+    serde_json::json!({
+        "healthy": b.problem.is_none(),
+        "problem": b.problem,
+        "append_connected": b.append_connected,
+        "tail_connected": b.tail_connected,
+        "pending": b.pending,
+        "tail_lag_messages": b.tail_lag_messages,
+        "tail_silent_ms": b.tail_silent_ms,
+        "reconnects": b.reconnects,
+        "resets": b.resets,
+        "missed": b.missed,
+    })
+}
+
+/// `GET /healthz`: `200 {"ok":true}` when the node can publish and reads
+/// its log live (always, for a local log), else `503 {"ok":false,"why":…}`;
+/// with a shared log, its state too.
+pub fn health_json(broker: Option<&BrokerStatus>) -> (u16, Vec<u8>) {
+    let problem = broker.and_then(|b| b.problem.as_deref());
+    let mut doc = match problem {
+        None => serde_json::json!({ "ok": true }),
+        Some(why) => serde_json::json!({ "ok": false, "why": why }),
+    };
+    if let (Some(b), Some(obj)) = (broker, doc.as_object_mut()) {
+        obj.insert("broker".into(), broker_json(b));
+    }
+    let mut body = serde_json::to_vec(&doc).unwrap_or_default();
+    // docs/api.md § JSON bodies: every JSON body ends with a newline.
+    body.push(b'\n');
+    (if problem.is_some() { 503 } else { 200 }, body)
 }
 
 /// Whole microseconds as milliseconds with three decimals: an integer
@@ -529,7 +597,7 @@ mod tests {
         l.holds_released_by_message = 3;
         l.hold_micros = 3 * 1_164_920;
         let uptime = Duration::from_micros(1_164_920_123);
-        let body = stats.to_json("e", 0, uptime, Memory::default());
+        let body = stats.to_json("e", 0, uptime, Memory::default(), None);
         let text = String::from_utf8(body).unwrap();
         assert!(text.ends_with("}\n"), "{text}");
         assert!(

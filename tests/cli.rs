@@ -103,6 +103,10 @@ fn help_documents_every_limit() {
         "--trace",
         "--record",
         "--record-limit",
+        "--redis",
+        "--redis-prefix",
+        "--redis-max-pending",
+        "--redis-timeout",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
@@ -203,6 +207,14 @@ fn zero_limits_and_unknown_units_are_refused_clearly() {
         "{err}"
     );
     assert!(!std::path::Path::new(dir).exists());
+    let err = refused(&["--redis", "rediss://h"]);
+    assert!(err.contains("--redis") && err.contains("TLS"), "{err}");
+    let err = refused(&["--redis", "redis://h", "--data-dir", "/tmp/x"]);
+    assert!(err.contains("--data-dir"), "{err}");
+    for flag in ["--redis-max-pending", "--redis-timeout"] {
+        let err = refused(&["--redis", "redis://h", flag, "0"]);
+        assert!(err.contains(flag) && err.contains("more than 0"), "{err}");
+    }
 }
 
 /// `64kb` is read like `64KiB`, whatever the case.

@@ -228,6 +228,12 @@ pub trait Log {
     fn poll_notice(&mut self) -> Option<Notice> {
         None
     }
+    /// Whether reads and appends can be served: a shared log is not until
+    /// it has read its server's log once (before that it knows neither the
+    /// epoch nor the history, and would answer a valid cursor `reset`).
+    fn is_ready(&self) -> bool {
+        true
+    }
     /// The connection to a shared log's server (`None`: a local log, which
     /// is always healthy).
     fn broker(&self, now: Instant) -> Option<BrokerStatus> {

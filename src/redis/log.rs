@@ -803,6 +803,10 @@ impl Log for RedisLog {
         }
     }
 
+    fn is_ready(&self) -> bool {
+        self.synced
+    }
+
     fn broker(&self, now: Instant) -> Option<BrokerStatus> {
         let [append, tail] = &self.links;
         Some(BrokerStatus {

@@ -18,6 +18,7 @@
 mod disk;
 mod net;
 mod record;
+mod redis;
 
 use std::io::{self, ErrorKind, Read};
 use std::net::SocketAddr;
@@ -84,6 +85,8 @@ pub struct Server {
     clock_offset: Duration,
     /// `--data-dir`: the file log's writer.
     disk: Option<disk::Disk>,
+    /// `--redis`: the Redis log's sockets.
+    redis: Option<redis::Redis>,
 }
 
 /// A new hub epoch: the start time in milliseconds, base 36.
@@ -121,6 +124,7 @@ impl Server {
             &std::collections::hash_map::RandomState::new(),
             local_addr,
         );
+        let redis = config.redis.as_ref().map(redis::Redis::new).transpose()?;
         let (engine, disk) = if config.data_dir.is_some() {
             let opened = disk::Disk::open(&config, wall_origin, &epoch, hash_key, waker.clone())?;
             eprintln!(
@@ -155,6 +159,7 @@ impl Server {
             wall_origin,
             clock_offset,
             disk,
+            redis,
         })
     }
 
@@ -227,10 +232,53 @@ impl Server {
     }
 
     /// Hands what the log asks for to its driver (after the turn's writes).
-    fn flush_log(&mut self) {
+    fn flush_log(&mut self, now: Instant) {
         if let Some(disk) = &self.disk {
             while let Some(output) = self.engine.poll_log_output() {
                 disk.perform(output);
+            }
+        }
+        if self.redis.is_some() {
+            self.feed_redis(Vec::new(), now);
+        }
+    }
+
+    /// `--redis`: a readiness event on one of the log's sockets.
+    fn drive_redis(&mut self, token: Token, event: &mio::event::Event, now: Instant) {
+        let (Some(link), Some(r)) = (redis::link_of(token), &mut self.redis) else {
+            return;
+        };
+        let mut events = Vec::new();
+        r.handle_ready(
+            self.poll.registry(),
+            link,
+            event,
+            &mut self.read_buf,
+            &mut events,
+        );
+        self.feed_redis(events, now);
+    }
+
+    /// Feeds the Redis sockets' events to the engine and performs what the
+    /// log asks then, until neither has more (a connect refused at once is
+    /// an event that asks for nothing until its retry).
+    fn feed_redis(&mut self, mut events: Vec<LogEvent>, now: Instant) {
+        loop {
+            for event in events.drain(..) {
+                let input = Input::Log(event);
+                if let Some(r) = &mut self.net.recorder {
+                    r.input(now, &input);
+                }
+                self.engine.handle(now, input, &mut self.net);
+            }
+            let Some(r) = &mut self.redis else {
+                return;
+            };
+            while let Some(output) = self.engine.poll_log_output() {
+                r.perform(self.poll.registry(), output, &mut events);
+            }
+            if events.is_empty() {
+                return;
             }
         }
     }
@@ -266,6 +314,9 @@ impl Server {
                             self.begin_shutdown(now);
                         }
                     }
+                    token if redis::link_of(token).is_some() => {
+                        self.drive_redis(token, event, now);
+                    }
                     token => {
                         let Some(id) = net::conn_id(token) else {
                             continue;
@@ -294,7 +345,7 @@ impl Server {
             }
             self.record_input(now, Input::EndTurn);
             self.engine.end_turn(now, &mut self.net);
-            self.flush_log();
+            self.flush_log(now);
             if let Some(r) = &mut self.net.recorder {
                 r.tick(now);
             }

@@ -238,6 +238,16 @@ impl Session {
             self.count_request(r.transport(), ctx);
             return self.refuse(refusal, !req.keep_alive, ctx);
         }
+        let needs_log = matches!(
+            r,
+            Route::Publish | Route::Poll | Route::LongPoll | Route::Events | Route::Ws
+        );
+        if needs_log && !ctx.hub.log().is_ready() {
+            self.count_request(r.transport(), ctx);
+            let why = "this node has not read the shared log yet; try again (see /healthz)";
+            let refusal = Refusal::new(503, why).with_header("Retry-After", "1");
+            return self.refuse(refusal, !req.keep_alive, ctx);
+        }
         match r {
             Route::Page => {
                 self.count_request(Transport::Http, ctx);
@@ -258,9 +268,14 @@ impl Session {
                 self.count_request(Transport::Http, ctx);
                 let uptime = ctx.now - ctx.started;
                 let memory = ctx.memory();
-                let body = ctx
-                    .stats
-                    .to_json(ctx.hub.epoch(), ctx.hub.head(), uptime, memory);
+                let broker = ctx.hub.log().broker(ctx.now);
+                let body = ctx.stats.to_json(
+                    ctx.hub.epoch(),
+                    ctx.hub.head(),
+                    uptime,
+                    memory,
+                    broker.as_ref(),
+                );
                 self.respond_bytes(
                     req,
                     200,
@@ -270,9 +285,23 @@ impl Session {
                     ctx,
                 );
             }
+            Route::Health => {
+                self.count_request(Transport::Http, ctx);
+                let broker = ctx.hub.log().broker(ctx.now);
+                let (status, body) = crate::stats::health_json(broker.as_ref());
+                self.respond_bytes(
+                    req,
+                    status,
+                    "application/json",
+                    &[("Cache-Control", "no-store")],
+                    &body,
+                    ctx,
+                );
+            }
             Route::Metrics => {
                 self.count_request(Transport::Http, ctx);
-                let body = ctx.stats.to_prometheus(ctx.memory());
+                let broker = ctx.hub.log().broker(ctx.now);
+                let body = ctx.stats.to_prometheus(ctx.memory(), broker.as_ref());
                 self.respond_bytes(req, 200, "text/plain; version=0.0.4", &[], &body, ctx);
             }
             Route::Publish => {

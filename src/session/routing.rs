@@ -27,6 +27,8 @@ pub enum Route {
     Stats,
     /// `GET /metrics`: Prometheus counters.
     Metrics,
+    /// `GET /healthz`: can this node publish and read its log?
+    Health,
     /// `GET /trace`: SSE stream of socket events.
     Trace,
 }
@@ -44,6 +46,7 @@ impl Route {
             | Route::Publish
             | Route::Stats
             | Route::Metrics
+            | Route::Health
             | Route::Trace => Transport::Http,
         }
     }
@@ -85,6 +88,7 @@ const TABLE: &[(&str, &str, Route)] = &[
     ("/echo", "GET", Route::Echo),
     ("/stats", "GET, HEAD", Route::Stats),
     ("/metrics", "GET, HEAD", Route::Metrics),
+    ("/healthz", "GET, HEAD", Route::Health),
     ("/trace", "GET", Route::Trace),
 ];
 
