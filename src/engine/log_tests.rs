@@ -288,3 +288,28 @@ fn a_commit_whose_publisher_left_is_still_fanned_out_and_answers_nobody_else() {
         "the answer is not given to the slot's new owner"
     );
 }
+
+#[test]
+fn messages_committed_together_reach_subscribers_in_id_order() {
+    let mut engine = engine();
+    let mut io = Sink::default();
+    let sub = open(
+        &mut engine,
+        &mut io,
+        "GET /events?topic=a HTTP/1.1\r\nHost: t\r\n\r\n",
+    );
+    let before = text(&io, sub).len();
+    let first = open(&mut engine, &mut io, PUBLISH);
+    let second = open(&mut engine, &mut io, PUBLISH);
+    // One report commits both: answering the first publisher (whose write
+    // goes on to what follows it) must not let the second overtake it.
+    engine.handle_log_event(T0, synced(2), &mut io);
+    engine.end_turn(T0, &mut io);
+    for publisher in [first, second] {
+        assert!(text(&io, publisher).starts_with("HTTP/1.1 200"));
+    }
+    let stream = text(&io, sub)[before..].to_string();
+    let one = stream.find("id: e1-1\n").expect("e1-1 delivered");
+    let two = stream.find("id: e1-2\n").expect("e1-2 delivered");
+    assert!(one < two, "{stream}");
+}

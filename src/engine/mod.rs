@@ -570,6 +570,15 @@ impl Engine {
             let Some(Commit { ticket, outcome }) = self.hub.poll_commit() else {
                 break;
             };
+            // Queued before its publisher is answered: answering may write,
+            // and a write that empties the output goes on to the requests
+            // behind it and to the fan-out, taking the log's later commits
+            // (a shared or durable log commits several at once) — they
+            // must queue behind this one, or subscribers would see them
+            // first and then skip this one as already seen.
+            if let Ok(msg) = &outcome {
+                self.fanout.push_back(FanOut::Message(msg.clone()));
+            }
             let publisher = ticket.and_then(|t| self.take_pending(t));
             if let Some((ticket, conn, serial)) = publisher {
                 let answered = self
@@ -591,9 +600,6 @@ impl Engine {
                         self.write_now(conn, now, io);
                     }
                 }
-            }
-            if let Ok(msg) = outcome {
-                self.fanout.push_back(FanOut::Message(msg));
             }
         }
     }
