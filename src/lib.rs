@@ -21,7 +21,7 @@
 //! | [`log`] | the message log behind a seam: append now, commit later; messages, kept history, `missed` | no |
 //! | [`hub`] | subscribers per topic beside the log | no |
 //! | [`timers`] | deadlines, with time passed in | no |
-//! | [`redis`] | the shared log's Redis side: `redis://` URLs, the append script, pipelined replies matched in order | no |
+//! | [`redis`] | `--redis`: `redis://` URLs, the scripts, pipelined replies matched in order, the shared log `RedisLog` behind the seam | no |
 //! | [`session`] | one connection's state machine per transport | no |
 //! | [`engine`] | every session, timer and subscriber: the server without I/O | no |
 //! | [`file_log`] | `--data-dir`: segment format, journal, `FileLog` behind the seam (pure); writer thread (I/O) | its driver only |
