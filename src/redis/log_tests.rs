@@ -583,23 +583,30 @@ fn a_nodes_own_message_trimmed_before_it_read_it_back_commits_from_its_copy() {
     let a = rig.node_with(1, settings(2, 100, "redis://127.0.0.1:6379"));
     let b = rig.node_with(2, settings(2, 100, "redis://127.0.0.1:6379"));
     rig.nodes[a].paused[usize::from(TAIL_LINK)] = true;
+    // B's first message answers A's read, blocked in Redis; then A's own,
+    // then three more of B's: Redis keeps the last 2 (4 and 5).
+    rig.append(b, 10, "t", "theirs-1").unwrap();
     rig.append(a, 1, "t", "mine").unwrap();
-    for ticket in 2..=4 {
+    for ticket in 11..=13 {
         rig.append(b, ticket, "t", "theirs").unwrap();
     }
     rig.nodes[a].paused[usize::from(TAIL_LINK)] = false;
     rig.advance(TAIL_BLOCK + ms(50));
-    let seen = rig.messages(a);
-    assert_eq!(seen[0], (Some(1), "p1-1".to_string(), "mine".to_string()));
-    assert_eq!(rig.ids(a), ["p1-1", "p1-3", "p1-4"]);
+    assert_eq!(rig.ids(a), ["p1-1", "p1-2", "p1-4", "p1-5"]);
+    assert_eq!(
+        rig.messages(a)[1],
+        (Some(1), "p1-2".to_string(), "mine".to_string()),
+        "committed from this node's copy, with its ticket"
+    );
     assert_eq!(
         rig.notices(a),
         [Notice::Missed {
             epoch: "p1".into(),
             count: 1,
-            upto: 2
+            upto: 3
         }]
     );
+    assert_eq!(rig.log(a).pending(), 0);
 }
 
 #[test]
@@ -678,10 +685,9 @@ fn bulk(s: &str) -> Reply {
     Reply::Bulk(s.as_bytes().to_vec())
 }
 
-#[test]
-fn a_cursor_ahead_of_this_nodes_tail_but_not_of_redis_is_no_reset() {
-    // Driven by hand: Redis holds 1..=3 but the first XREAD brought only 1.
-    let now = Instant::ZERO;
+/// A log driven by hand to the point where both links are logged in and
+/// the tail's first round is sent (its output taken: written).
+fn ready_by_hand(now: Instant) -> RedisLog {
     let mut log = RedisLog::new(settings(100, 4, "redis://h"), "p1", history(), 1);
     log.handle_timeout(now);
     while log.poll_output().is_some() {}
@@ -690,15 +696,62 @@ fn a_cursor_ahead_of_this_nodes_tail_but_not_of_redis_is_no_reset() {
     }
     // (Taking the output marks the commands written: a reply may come.)
     while log.poll_output().is_some() {}
-    answer(
-        &mut log,
-        APPEND_LINK,
-        &[bulk(super::script::APPEND_SCRIPT_SHA1)],
-        now,
-    );
+    let sha = bulk(super::script::APPEND_SCRIPT_SHA1);
+    answer(&mut log, APPEND_LINK, &[sha], now);
     let epoch = Reply::Array(vec![bulk("p1"), Reply::Integer(0)]);
     answer(&mut log, TAIL_LINK, &[epoch], now);
     while log.poll_output().is_some() {}
+    log
+}
+
+/// What the log sent on the append link: each command's name, or for an
+/// append its data.
+fn sent_appends(log: &mut RedisLog) -> Vec<String> {
+    let mut decoder = crate::wire::resp::Decoder::new();
+    while let Some(out) = log.poll_output() {
+        if let LogOutput::Send { link, bytes } = out {
+            if link == APPEND_LINK {
+                decoder.feed(&bytes);
+            }
+        }
+    }
+    let text = |r: &Reply| match r {
+        Reply::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    };
+    let mut names = Vec::new();
+    while let Ok(crate::wire::resp::Decoded::Reply(Reply::Array(args))) = decoder.next_reply() {
+        names.push(match text(&args[0]).as_str() {
+            "EVALSHA" => text(&args[8]),
+            other => other.to_string(),
+        });
+    }
+    names
+}
+
+#[test]
+fn after_noscript_new_appends_wait_for_those_sent_before_the_reload() {
+    let now = Instant::ZERO;
+    let mut log = ready_by_hand(now);
+    for (ticket, data) in [(1, "m1"), (2, "m2")] {
+        log.append(ticket, "t", Kind::Text, data, now).unwrap();
+    }
+    assert_eq!(sent_appends(&mut log), ["m1", "m2"]);
+    let noscript = Reply::Error(b"NOSCRIPT No matching script.".to_vec());
+    // m1's NOSCRIPT comes first: reload, send m1 again; m2 is still out.
+    answer(&mut log, APPEND_LINK, std::slice::from_ref(&noscript), now);
+    log.append(3, "t", Kind::Text, "m3", now).unwrap();
+    assert_eq!(sent_appends(&mut log), ["SCRIPT", "m1"], "m3 waits");
+    // m2's NOSCRIPT: sent again, then m3, in the order published.
+    answer(&mut log, APPEND_LINK, &[noscript], now);
+    assert_eq!(sent_appends(&mut log), ["m2", "m3"]);
+}
+
+#[test]
+fn a_cursor_ahead_of_this_nodes_tail_but_not_of_redis_is_no_reset() {
+    // Driven by hand: Redis holds 1..=3 but the first XREAD brought only 1.
+    let now = Instant::ZERO;
+    let mut log = ready_by_hand(now);
     let meta = Reply::Array(vec![bulk("p1"), bulk("3")]);
     let entry = Reply::Array(vec![
         bulk("1-0"),
