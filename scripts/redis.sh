@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Two pushlab nodes on one real Redis (docs/scaling.md):
 #
-#   scripts/redis.sh        # ~30 s after the build
+#   scripts/redis.sh        # ~20 s after the build
 #
-# Installs Debian's redis-server when missing (apt-get update only if the
+# Installs Debian's redis-server and nginx when missing (apt-get update only if the
 # install needs it; no service is started), builds pushlab (or runs
 # $PUSHLAB_BIN), starts its own redis-server (nothing persisted) on a free
 # loopback port and two nodes on it (--history 300, --redis-timeout 1s,
@@ -19,8 +19,11 @@
 #     stream and for an old cursor, then publishing works again;
 #   - Redis paused (SIGSTOP): a publish gets 503 with Retry-After within
 #     --redis-timeout, /healthz says 503, streams keep their heartbeats;
-#     after SIGCONT everything works again.
-# Not here yet: nginx in front of three nodes with one killed mid-stream.
+#     after SIGCONT everything works again;
+# then (scripts/redis_lb_check.py) three more nodes behind Debian's nginx
+# (round robin, no stickiness): SSE, WebSocket and long-poll clients through
+# nginx while messages flow, one node killed with SIGKILL: every client
+# resumes on another node with its cursor, 0 lost, 0 duplicated.
 # Stops everything it started, by PID. Exit 0 pass, 1 a check failed,
 # 2 setup failed.
 set -euo pipefail
@@ -33,7 +36,10 @@ require_command python3
 require_command curl
 require_command timeout
 
-if ! command -v redis-server >/dev/null; then
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+[ -x /usr/sbin/nginx ] || need+=(nginx)
+if [ "${#need[@]}" -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
@@ -41,11 +47,11 @@ if ! command -v redis-server >/dev/null; then
     $sudo chmod +x /usr/sbin/policy-rc.d
     policy=1
   fi
-  say "installing redis-server"
+  say "installing ${need[*]}"
   install() { $sudo env DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q \
-    -o DPkg::Lock::Timeout=300 --no-install-recommends redis-server >&2; }
+    -o DPkg::Lock::Timeout=300 --no-install-recommends "${need[@]}" >&2; }
   install || { $sudo timeout 300 apt-get update -q >&2 && install; } ||
-    die "apt-get install redis-server failed"
+    die "apt-get install ${need[*]} failed"
   [ -n "$policy" ] && $sudo rm -f /usr/sbin/policy-rc.d
 fi
 build_pushlab
@@ -62,7 +68,13 @@ redis_pidfile="$work/redis.pid"
 # nodes; ours stops Redis too, whatever PID it has by then (the checks
 # restart it).
 eval "$(declare -f stop_server | sed '1s/stop_server/stop_nodes/')"
+nginx_pid=""
 stop_server() {
+  if [ -n "$nginx_pid" ]; then
+    kill -TERM "$nginx_pid" 2>/dev/null || true
+    wait "$nginx_pid" 2>/dev/null || true
+    nginx_pid=""
+  fi
   stop_nodes
   if [ -f "$redis_pidfile" ]; then
     pid="$(cat "$redis_pidfile")"
@@ -115,6 +127,69 @@ timeout 120 python3 "$root/scripts/redis_check.py" "$port_a" "$port_b" "$redis_p
 if [ "$status" -ne 0 ]; then
   say "a check failed (status $status); the nodes' logs:"
   tail -n 20 "$work/a.log" "$work/b.log" >&2 || true
+  exit 1
+fi
+
+# Three more nodes behind nginx; the first is the one killed.
+lb_ports=()
+for name in c d e; do
+  start_pushlab "$work/$name.log" "${node_args[@]}"
+  lb_ports+=("$port")
+done
+victim_pid="${server_pids[2]}"
+for p in "${lb_ports[@]}"; do
+  for _ in $(seq 100); do
+    curl -fs "http://127.0.0.1:$p/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+done
+nginx_port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+mkdir -p "$work/nginx/logs"
+cat >"$work/nginx/nginx.conf" <<CONF
+daemon off;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/logs/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  upstream pushlab {
+    server 127.0.0.1:${lb_ports[0]};
+    server 127.0.0.1:${lb_ports[1]};
+    server 127.0.0.1:${lb_ports[2]};
+  }
+  map \$http_upgrade \$connection_upgrade { default upgrade; '' close; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      proxy_pass http://pushlab;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade \$http_upgrade;
+      proxy_set_header Connection \$connection_upgrade;
+      proxy_buffering off;
+      chunked_transfer_encoding off;
+      proxy_read_timeout 1h;
+    }
+  }
+}
+CONF
+/usr/sbin/nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx/logs/stdout.log" 2>&1 &
+nginx_pid=$!
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$nginx_port/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+say "nginx on 127.0.0.1:$nginx_port in front of ${lb_ports[*]}"
+timeout 60 python3 "$root/scripts/redis_lb_check.py" "$nginx_port" "${lb_ports[1]}" "$victim_pid" ||
+  status=$?
+if [ "$status" -ne 0 ]; then
+  say "the load-balancer check failed (status $status); nginx's errors:"
+  tail -n 20 "$work/nginx/logs/error.log" >&2 || true
   exit 1
 fi
 say "all checks passed"
