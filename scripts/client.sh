@@ -28,10 +28,13 @@ require_command node "node >= 20"
 node client/size.mjs
 node --check client/pushlab.js
 
-if [ ! -x /usr/bin/chromium ]; then
+need=()
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v redis-server >/dev/null || need+=(redis-server)
+if [ "${#need[@]}" -gt 0 ]; then
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update
-  $sudo apt-get install -y chromium
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${need[@]}"
 fi
 npm_ci_once "$root/scripts/e2e" playwright-core
 build_pushlab

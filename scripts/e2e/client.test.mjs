@@ -17,6 +17,10 @@
 //             (streams ended, WebSockets closed 1001, holds answered), a new
 //             one starts on the same directory and the proxy moves to it:
 //             no reset, every message exactly once, in order
+//   rolling-redis  two nodes on one Redis (--redis) behind the proxy, both
+//             serving; each in turn gets SIGTERM and is started again while
+//             the proxy sends the page to the other: no reset, every
+//             message exactly once, in order
 //   binary-ws, binary-sse, binary-long-poll, binary-poll   text and
 //             binary messages (every third is bytes that are not UTF-8,
 //             published as application/octet-stream) on one transport each:
@@ -42,6 +46,7 @@
 // delivered / lost / duplicated / out of order. One PASS/FAIL line at the end.
 
 import { spawn } from "node:child_process";
+import { createServer, connect } from "node:net";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -151,6 +156,34 @@ async function binaryCase(transport) {
   return { sent, r, note: `${binary} of them binary`, expect: { final: transport }, checks };
 }
 
+/** A free loopback port (bound, then released). */
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer().once("error", fail).listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => ok(port));
+    });
+  });
+}
+
+/** Debian's redis-server on a free port, nothing persisted; resolves once
+ * it accepts connections. */
+async function startRedis() {
+  const port = await freePort();
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    { stdio: "ignore" });
+  children.add(child);
+  savePids();
+  for (let i = 0; i < 200; i++) {
+    const up = await new Promise((ok) => {
+      const c = connect(port, "127.0.0.1", () => { c.end(); ok(true); }).once("error", () => ok(false));
+    });
+    if (up) return { child, port };
+    await sleep(25);
+  }
+  throw new Error("redis-server did not start");
+}
+
 const started = Date.now();
 const browser = await openBrowser("pushlab-client-");
 const results = [];
@@ -235,6 +268,33 @@ const CASES = {
     await proxy.close();
     await stopServer(srv);
     return { sent, r, note: `server down for ${restartedAt} ms`, expect: { final: "ws", resets: 1 } };
+  },
+  async "rolling-redis"() {
+    const redis = await startRedis();
+    const url = `redis://127.0.0.1:${redis.port}`;
+    const nodes = [await startServer("--redis", url), await startServer("--redis", url)];
+    const proxy = await startProxy(nodes[0].port);
+    const sub = await subscribeInPage(browser, proxy.port, {});
+    let serving = 0;
+    const gaps = [];
+    // Publishes go to whichever node the proxy sends the page to.
+    const sent = await publishSteadily(() => nodes[serving].port, 250, 40, async (k) => {
+      if (k !== 80 && k !== 160) return;
+      // Roll: the page's node is moved away from and restarted.
+      const old = serving;
+      serving = 1 - old;
+      proxy.setUpstream(nodes[serving].port);
+      const t = Date.now();
+      await stopServer(nodes[old]);
+      nodes[old] = await startServer("--redis", url);
+      gaps.push(Date.now() - t);
+    });
+    const r = await sub.collect(sent.at(-1).id);
+    await proxy.close();
+    for (const n of nodes) await stopServer(n);
+    redis.child.kill("SIGKILL");
+    children.delete(redis.child);
+    return { sent, r, note: `two rolls; each node back after ${gaps.join(", ")} ms`, expect: { final: "ws", resets: 0 } };
   },
   async rolling() {
     const dir = mkdtempSync(join(tmpdir(), "pushlab-rolling-"));
