@@ -61,8 +61,12 @@ run_one() {
     local t=$1
     mkdir -p "$WORK/$t" "$ROOT/fuzz/corpus/$t" "$ROOT/fuzz/artifacts/$t"
     # New inputs go to the working corpus; the committed one is only read.
+    # A target without a dictionary runs without one (libFuzzer refuses a
+    # -dict that names no file).
+    local dict=()
+    [ -s "$ROOT/fuzz/dict/$t.dict" ] && dict=(-dict="$ROOT/fuzz/dict/$t.dict")
     if "$BIN_DIR/$t" "$WORK/$t" "$ROOT/fuzz/corpus/$t" \
-        -dict="$ROOT/fuzz/dict/$t.dict" \
+        "${dict[@]}" \
         -max_total_time="$SECONDS_EACH" -timeout=10 -print_final_stats=1 \
         -artifact_prefix="$ROOT/fuzz/artifacts/$t/" >"$LOGS/$t.log" 2>&1; then
         echo ok >"$LOGS/$t.status"
