@@ -127,7 +127,12 @@ async function cookieCase(transport) {
       server = counted(await (await fetch(`http://127.0.0.1:${srv.port}/stats`)).json());
       if (server === ends) break;
     }
-    if (server !== ends) checks.push(`the server counted ${server} expiries, the page saw ${ends}`);
+    // An EventSource closed by the page cannot tell whether the server had
+    // just ended its stream for an expiry (the WebSocket case waits for its
+    // close event and counts a 4401 that crossed its own close): one expiry
+    // racing the page's stop may be counted by the server alone.
+    const slack = transport === "sse" && server === ends + 1;
+    if (server !== ends && !slack) checks.push(`the server counted ${server} expiries, the page saw ${ends}`);
     const how = transport === "sse" ? `, ${log.native} EventSource reconnections, ${log.reopened} reopened` : "";
     const note = `refused without cookie (EventSource ${log.refusedSse}, WebSocket ${log.refusedWs}, fetch ${log.refusedPoll.slice(0, 3)}); ` +
       `${ends} expiries, ${log.renewals} cookies issued${how}`;

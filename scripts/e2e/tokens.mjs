@@ -147,7 +147,7 @@ export async function subscribeWithCookie(browser, port, issuer, transport, topi
           status("failed", "reconnection refused");
           log.reopened++;
           await renew();
-          window.conn = openSse(cursor);
+          if (!window.stopped) window.conn = openSse(cursor);
         }
       };
       return es;
@@ -162,7 +162,7 @@ export async function subscribeWithCookie(browser, port, issuer, transport, topi
         log.closes.push(`${e.code} ${e.reason}`);
         status("reconnecting", `closed ${e.code} ${e.reason}`);
         await renew();
-        window.conn = openWs(cursor);
+        if (!window.stopped) window.conn = openWs(cursor);
       };
       return ws;
     }
@@ -180,9 +180,22 @@ export async function subscribeWithCookie(browser, port, issuer, transport, topi
     async collect(lastId) {
       const until = Date.now() + 20000;
       while (Date.now() < until && !(await page.evaluate((id) => window.got.some((m) => m.id === id), lastId))) await sleep(100);
-      const out = await page.evaluate(() => {
+      const out = await page.evaluate(async () => {
         window.stopped = true;
-        window.conn.close();
+        const conn = window.conn;
+        if (conn instanceof WebSocket && conn.readyState !== WebSocket.CLOSED) {
+          // The server may have closed this socket with 4401 just before we
+          // stop (it has counted that expiry): its close frame then answers
+          // ours, and the close event carries its code.
+          await new Promise((ok) => {
+            conn.addEventListener("close", (e) => {
+              if (e.code === 4401) window.log.closes.push(`${e.code} ${e.reason}`);
+              ok();
+            });
+            conn.close();
+            setTimeout(ok, 3000);
+          });
+        } else conn.close();
         const { got, statuses, resets, missed, log } = window;
         return { got, statuses, resets, missed, log };
       });
