@@ -10,7 +10,7 @@ every test for a bounded time, and prints one Markdown table per family with
 ratios. Raw results go to $CARGO_TARGET_DIR/bench/results.json.
 
     python3 bench/compare.py                 # everything, about 10 minutes
-    python3 bench/compare.py --only echo     # one family: echo fanout release idle wrk
+    python3 bench/compare.py --only echo     # one family: echo fanout release idle wrk deflate
     python3 bench/compare.py --duration 3    # shorter runs (smoke test)
 
 Environment: CARGO_TARGET_DIR (default ./target) for builds and the nginx
@@ -24,7 +24,8 @@ TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
 RELEASE = os.path.join(TARGET, "release")
 WORK = os.path.join(TARGET, "bench")
 NCHAN_SO = "/usr/lib/nginx/modules/ngx_nchan_module.so"
-PORTS = {"pushlab": 18200, "nchan": 18100, "tokio": 18300, "node": 18400, "floor": 18500}
+PORTS = {"pushlab": 18200, "nchan": 18100, "tokio": 18300, "node": 18400, "floor": 18500,
+         "pushlab-plain": 18210, "node-fanout": 18410}
 SERVER_CORE, LOAD_CORE = "0", "1"
 
 
@@ -88,10 +89,13 @@ class Server:
         self.port = PORTS[name]
         pin = ["taskset", "-c", SERVER_CORE]
         out = open(os.path.join(WORK, f"{name}.log"), "w")
-        if name == "pushlab":
+        if name in ("pushlab", "pushlab-plain"):
             cmd = [os.path.join(RELEASE, "pushlab"), "--addr", f"127.0.0.1:{self.port}",
                    "--max-connections", "200000", "--max-connections-per-ip", "200000", "--heartbeat", "10m", "--ws-ping", "10m",
                    "--idle-timeout", "10m", "--long-poll-max", "10m"]
+            if name == "pushlab-plain":
+                # The deflate family's uncompressed baseline.
+                cmd += ["--ws-deflate", "off"]
         elif name == "nchan":
             prefix = os.path.join(WORK, "nchan")
             os.makedirs(prefix, exist_ok=True)
@@ -110,6 +114,9 @@ class Server:
             cmd = [os.path.join(RELEASE, "loadgen"), "floor", "--addr", f"127.0.0.1:{self.port}"]
         elif name == "node":
             cmd = ["node", os.path.join(BENCH, "node", "echo.js"), str(self.port)]
+        elif name == "node-fanout":
+            # ws with perMessageDeflate, threshold 0 (bench/node/fanout.js).
+            cmd = ["node", os.path.join(BENCH, "node", "fanout.js"), str(self.port), "deflate"]
         self.proc = subprocess.Popen(pin + cmd, stdout=out, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         wait_port(self.port, self.proc)
@@ -187,6 +194,26 @@ def t_fanout(a, R):
                             "fanout", a.duration + 180, s, addr=f"127.0.0.1:{s.port}",
                             server=name, transport=t, subs=n, duration=a.duration, window=w,
                             size=a.size, label=name)
+
+
+DEFLATE_SERVERS = ("pushlab", "pushlab-plain", "node-fanout")
+
+
+def t_deflate(a, R):
+    # Compressed fan-out: every subscriber offers permessage-deflate and
+    # inflates what it gets; the message is a ~380-byte JSON dashboard update
+    # (bench/loadgen/src/deflate.rs). pushlab compresses each message once for
+    # all subscribers; Node ws compresses it once per subscriber;
+    # pushlab-plain (--ws-deflate off) declines the offer: the uncompressed
+    # baseline.
+    for n in (1000, 10000):
+        for w in (a.window, 1):
+            for name in DEFLATE_SERVERS:
+                with Server(name) as s:
+                    R[("deflate", name, n, w)] = loadgen(
+                        "fanout", a.duration + 180, s, addr=f"127.0.0.1:{s.port}",
+                        server="node" if name == "node-fanout" else "pushlab", transport="ws",
+                        subs=n, duration=a.duration, window=w, deflate=1, body="json", label=name)
 
 
 def t_release(a, R):
@@ -283,6 +310,40 @@ def report(R, meta):
                     f"{per(p, 'cpu', 'deliveries')} / {per(q, 'cpu', 'deliveries')} | "
                     f"{per(p, 'sys', 'deliveries')} / {per(q, 'sys', 'deliveries')} |")
         lines.append("")
+    dfl = {k: v for k, v in R.items() if k[0] == "deflate"}
+    if dfl:
+        body = next((int(num(r, "body_bytes")) for r in dfl.values() if num(r, "body_bytes")), "?")
+        lines += ["### Compressed WebSocket fan-out: one publisher, N subscribers that offer "
+                  f"permessage-deflate, a {body}-byte JSON update, W in flight", "",
+                  "`pushlab` compresses each message once for every subscriber; `node-fanout` is Node "
+                  "`ws` with `perMessageDeflate` (threshold 0, server_no_context_takeover), which "
+                  "compresses it for each subscriber; `pushlab-plain` is pushlab with `--ws-deflate off` "
+                  "(the offer declined, frames uncompressed). Every subscriber inflates and checks "
+                  "every message.", "",
+                  "| N | W | server | deliveries/s | server CPU s | deliveries per server CPU-s | "
+                  "CPU µs per delivery | p50 / p99 ms | wire bytes per delivery | compressed frames | "
+                  "lost / corrupt |",
+                  "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for n, w in sorted({k[2:] for k in dfl}, key=lambda k: (k[0], -k[1])):
+            for name in DEFLATE_SERVERS:
+                r = dfl.get(("deflate", name, n, w))
+                if not r:
+                    continue
+                cpu, d = num(r, "server_cpu_s"), num(r, "deliveries")
+                lines.append(
+                    f"| {n} | {w} | {name} | {num(r, 'deliveries_per_s'):,.0f} | {cpu:.3f} | "
+                    f"{d / cpu if cpu else 0:,.0f} | {per(r, 'cpu', 'deliveries')} | "
+                    f"{ms(num(r, 'p50_us'))} / {ms(num(r, 'p99_us'))} | {num(r, 'wire_bytes_per_delivery'):.1f} | "
+                    f"{int(num(r, 'compressed_frames')):,} | {int(num(r, 'lost'))} / {int(num(r, 'corrupt'))} |")
+        lines += ["", "| N | W | pushlab deliveries per CPU-s ÷ Node ws's (target ≥ 10×) | "
+                  "pushlab CPU per delivery, compressed ÷ uncompressed (target ≤ 1.3×) |",
+                  "| ---: | ---: | ---: | ---: |"]
+        for n, w in sorted({k[2:] for k in dfl}, key=lambda k: (k[0], -k[1])):
+            get = lambda name: dfl.get(("deflate", name, n, w), {})
+            dpc = lambda r: num(r, "deliveries") / num(r, "server_cpu_s") if num(r, "server_cpu_s") else 0
+            p, u, q = dpc(get("pushlab")), dpc(get("pushlab-plain")), dpc(get("node-fanout"))
+            lines.append(f"| {n} | {w} | {ratio(p, q)} | {ratio(u, p)} |")
+        lines.append("")
     rel = {k: v for k, v in R.items() if k[0] == "release"}
     if rel:
         lines += ["### Long polling: 10,000 parked requests released by one publish", "",
@@ -338,7 +399,7 @@ def report(R, meta):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", nargs="*", default=["fanout", "release", "echo", "idle", "wrk"])
+    ap.add_argument("--only", nargs="*", default=["fanout", "release", "echo", "idle", "wrk", "deflate"])
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--window", type=int, default=16)
     ap.add_argument("--size", type=int, default=64)
@@ -356,7 +417,8 @@ def main():
             "load_before": " ".join(open("/proc/loadavg").read().split()[:3]),
             "duration": a.duration, "window": a.window, "size": a.size, "echo_conns": a.echo_conns}
     R = {}
-    tests = {"fanout": t_fanout, "release": t_release, "echo": t_echo, "idle": t_idle, "wrk": t_wrk}
+    tests = {"fanout": t_fanout, "release": t_release, "echo": t_echo, "idle": t_idle, "wrk": t_wrk,
+             "deflate": t_deflate}
     started = time.time()
     for name in a.only:
         tests[name](a, R)

@@ -10,6 +10,15 @@
 //! the message; lost is what live subscribers should have received and did
 //! not by the end (10 s after the last publish at most).
 //!
+//! `--deflate 1` (WebSocket): subscribers offer permessage-deflate and
+//! inflate every compressed frame (`deflate.rs`); `--body json` publishes a
+//! realistic ~380-byte JSON update instead of the padded marker. Every
+//! WebSocket message is compared with what was published: one that differs
+//! (or does not inflate) counts as `corrupt`, and so as lost.
+//! `wire_bytes_per_delivery` is what the subscriber sockets read (frame
+//! headers and payloads, the TCP stream's bytes) from the first publish on,
+//! divided by the deliveries.
+//!
 //! `--messages 1 --transport longpoll` is the long-poll release test: every
 //! subscriber parks a request, then one publish releases them all, and
 //! `last_us` is the time from sending the publish to the last response read.
@@ -17,7 +26,9 @@
 use std::time::Duration;
 
 use mio::{Events, Interest, Poll, Token};
+use pushlab::wire::websocket::Opcode;
 
+use crate::deflate::{self, Inflate};
 use crate::net::{self, now_us, Io, Read_, Samples, WsReader};
 use crate::{json, subscribe_request, Args, Server, Transport};
 
@@ -84,7 +95,7 @@ fn next_long_poll(server: Server, topic: &str, head: &net::ResponseHead, body: &
             )
             .into_bytes()
         }
-        Server::Nchan => {
+        Server::Nchan | Server::Node => {
             let mut req = format!("GET /sub?id={topic} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
             if let Some(lm) = &head.last_modified {
                 req += &format!("If-Modified-Since: {lm}\r\n");
@@ -113,9 +124,25 @@ pub fn run(args: &Args) -> String {
     let reissue = args.num("reissue", 1.0) != 0.0;
     let max_connecting = args.num("ramp", 256.0) as usize;
     let topic = args.str("topic", &format!("bench{}", std::process::id()));
-    let request = subscribe_request(server, transport, &topic);
+    let use_deflate = args.num("deflate", 0.0) != 0.0;
+    let json_body = match args.str("body", "pad").as_str() {
+        "pad" => false,
+        "json" => true,
+        b => panic!("--body pad|json, not {b}"),
+    };
+    let mut request = subscribe_request(server, transport, &topic);
+    if use_deflate {
+        assert_eq!(transport, Transport::Ws, "--deflate 1 is for WebSocket");
+        deflate::offer(&mut request);
+    }
+    let mut inflate = Inflate::default();
+    let mut negotiated = 0u64;
+    let mut compressed_frames = 0u64;
+    let mut plain_frames = 0u64;
+    let mut corrupt = 0u64;
+    let mut wire_bytes_at_start: Option<u64> = None;
     let pub_path = match server {
-        Server::Pushlab => format!("/publish?topic={topic}"),
+        Server::Pushlab | Server::Node => format!("/publish?topic={topic}"),
         Server::Nchan => format!("/pub?id={topic}"),
     };
 
@@ -219,10 +246,12 @@ pub fn run(args: &Args) -> String {
             if published == 0 {
                 // The server's CPU time and syscalls count from here.
                 meter = net::ServerMeter::start(pid);
+                wire_bytes_at_start =
+                    Some(subs.iter().flat_map(|s| &s.io).map(|io| io.bytes_in).sum());
             }
             let now = now_us();
             let seq = published + 1;
-            let body = net::message_body(seq, now, size);
+            let body = deflate::body(json_body, seq, now, size);
             let mut req = format!(
                 "POST {pub_path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
                 body.len()
@@ -313,6 +342,12 @@ pub fn run(args: &Args) -> String {
                         if let Some(head) = net::parse_response_head(io.unparsed()) {
                             let ok = if transport == Transport::Ws { 101 } else { 200 };
                             assert_eq!(head.status, ok, "subscribe refused");
+                            if use_deflate {
+                                let agreed = deflate::agreed(head.extensions.as_deref());
+                                if agreed.clone().unwrap_or_else(|e| panic!("{e}")) {
+                                    negotiated += 1;
+                                }
+                            }
                             io.consume(head.head_len);
                             sub.phase = Phase::Open;
                             ready += 1;
@@ -337,9 +372,36 @@ pub fn run(args: &Args) -> String {
                                 net::for_each_marker(block, &mut on)
                             })
                         } else {
-                            ws.parse(io.unparsed(), 1 << 20, |_, payload| {
-                                if let Some(p) = payload {
-                                    net::for_each_marker(p, &mut on);
+                            ws.parse(io.unparsed(), 1 << 20, |h, payload| {
+                                let Some(p) = payload else { return };
+                                if !matches!(h.opcode, Opcode::Data(_)) {
+                                    return;
+                                }
+                                let message = if h.rsv1 {
+                                    compressed_frames += 1;
+                                    if !inflate.message(p, 1 << 20) {
+                                        corrupt += 1;
+                                        return;
+                                    }
+                                    &inflate.out[..]
+                                } else {
+                                    plain_frames += 1;
+                                    p
+                                };
+                                // Every message is checked against what
+                                // was published.
+                                let mut marks = 0;
+                                net::for_each_marker(message, |seq, at| {
+                                    marks += 1;
+                                    let published = deflate::body(json_body, seq, at, size);
+                                    if marks == 1 && deflate::carries(message, &published) {
+                                        on(seq, at);
+                                    } else {
+                                        corrupt += 1;
+                                    }
+                                });
+                                if marks == 0 {
+                                    corrupt += 1;
                                 }
                             })
                         };
@@ -379,6 +441,13 @@ pub fn run(args: &Args) -> String {
             }
         }
     }
+    let wire_bytes = subs
+        .iter()
+        .flat_map(|s| &s.io)
+        .map(|io| io.bytes_in)
+        .sum::<u64>()
+        - wire_bytes_at_start.unwrap_or(0);
+    let body_bytes = deflate::body(json_body, 1, 1_000_000, size).len();
     let secs = (c.last_delivery.max(c.first_pub + 1) - c.first_pub) as f64 / 1e6;
     let expected = published * ready as u64;
     let lost = expected.saturating_sub(c.deliveries);
@@ -397,6 +466,18 @@ pub fn run(args: &Args) -> String {
         ("subs", n.to_string()),
         ("ready", ready.to_string()),
         ("size", size.to_string()),
+        ("body", if json_body { "json" } else { "pad" }.into()),
+        ("body_bytes", body_bytes.to_string()),
+        ("deflate", u8::from(use_deflate).to_string()),
+        ("negotiated", negotiated.to_string()),
+        ("compressed_frames", compressed_frames.to_string()),
+        ("plain_frames", plain_frames.to_string()),
+        ("corrupt", corrupt.to_string()),
+        ("wire_bytes", wire_bytes.to_string()),
+        (
+            "wire_bytes_per_delivery",
+            format!("{:.1}", wire_bytes as f64 / c.deliveries.max(1) as f64),
+        ),
         ("window", window.to_string()),
         ("published", published.to_string()),
         ("publish_errors", publish_errors.to_string()),

@@ -4,8 +4,9 @@
 //!
 //! ```text
 //! loadgen echo    --addr A --path /echo --conns 100 --size 16 --depth 1 --duration 10
-//! loadgen fanout  --addr A --server pushlab|nchan --transport sse|ws|longpoll
+//! loadgen fanout  --addr A --server pushlab|nchan|node --transport sse|ws|longpoll
 //!                 --subs 1000 --duration 10 [--window 8] [--size 64] [--messages M]
+//!                 [--deflate 1] [--body pad|json]
 //! loadgen idle    --addr A --server pushlab|nchan --transport sse|ws --conns 10000 --pid P [--deflate 1]
 //! loadgen floor   --addr A          (a bare release server: the kernel's share, floor.rs)
 //! loadgen publish --addr A --conns 64 --depth 1 --size 100 --duration 10 [--topics 1]
@@ -16,6 +17,7 @@
 //! delivery's latency is measured where it arrives, whatever the framing
 //! (SSE data line, WebSocket JSON, poll body).
 
+mod deflate;
 mod echo;
 mod fanout;
 mod floor;
@@ -72,6 +74,9 @@ impl Args {
 pub enum Server {
     Pushlab,
     Nchan,
+    /// `bench/node/fanout.js`: pushlab's paths (`/ws?topic=`, `POST
+    /// /publish?topic=`), WebSocket only.
+    Node,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -86,7 +91,8 @@ impl Args {
         match self.str("server", "pushlab").as_str() {
             "pushlab" => Server::Pushlab,
             "nchan" => Server::Nchan,
-            s => panic!("--server pushlab|nchan, not {s}"),
+            "node" => Server::Node,
+            s => panic!("--server pushlab|nchan|node, not {s}"),
         }
     }
 
@@ -104,8 +110,9 @@ impl Args {
 pub fn subscribe_request(server: Server, t: Transport, topic: &str) -> Vec<u8> {
     let path = match (server, t) {
         (Server::Pushlab, Transport::Sse) => format!("/events?topic={topic}"),
-        (Server::Pushlab, Transport::Ws) => format!("/ws?topic={topic}"),
+        (Server::Pushlab | Server::Node, Transport::Ws) => format!("/ws?topic={topic}"),
         (Server::Pushlab, Transport::LongPoll) => format!("/long-poll?topic={topic}&timeout=110"),
+        (Server::Node, _) => panic!("the Node fan-out server has WebSocket subscribers only"),
         (Server::Nchan, _) => format!("/sub?id={topic}"),
     };
     match t {
@@ -148,7 +155,9 @@ fn main() {
         "floor" => floor::run(&args),
         "publish" => publish::run(&args),
         _ => {
-            eprintln!("usage: loadgen echo|fanout|idle|floor|publish --flag value …  (see src/main.rs)");
+            eprintln!(
+                "usage: loadgen echo|fanout|idle|floor|publish --flag value …  (see src/main.rs)"
+            );
             std::process::exit(2);
         }
     };

@@ -57,6 +57,8 @@ pub struct Io {
     /// Received bytes not yet parsed, from `at`.
     pub inbuf: Vec<u8>,
     pub at: usize,
+    /// Bytes read from the socket so far (bytes on the wire, TCP payload).
+    pub bytes_in: u64,
     out: Vec<u8>,
     out_at: usize,
 }
@@ -67,6 +69,7 @@ impl Io {
             sock,
             inbuf: Vec::new(),
             at: 0,
+            bytes_in: 0,
             out: Vec::new(),
             out_at: 0,
         }
@@ -92,6 +95,7 @@ impl Io {
             match self.sock.read(scratch) {
                 Ok(0) => return Read_::Closed,
                 Ok(n) => {
+                    self.bytes_in += n as u64;
                     if self.at > 0 && self.at == self.inbuf.len() {
                         self.inbuf.clear();
                         self.at = 0;
@@ -161,6 +165,8 @@ pub struct ResponseHead {
     pub chunked: bool,
     pub last_modified: Option<String>,
     pub etag: Option<String>,
+    /// `Sec-WebSocket-Extensions` (the extensions the server agreed to).
+    pub extensions: Option<String>,
 }
 
 /// Parses a response head at the start of `buf`; `None` until it is whole.
@@ -190,6 +196,8 @@ pub fn parse_response_head(buf: &[u8]) -> Option<ResponseHead> {
             head.last_modified = Some(value());
         } else if h.name.eq_ignore_ascii_case("etag") {
             head.etag = Some(value());
+        } else if h.name.eq_ignore_ascii_case("sec-websocket-extensions") {
+            head.extensions = Some(value());
         }
     }
     Some(head)
@@ -363,20 +371,6 @@ impl Samples {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn markers_are_found_in_json_sse_and_raw_bodies() {
-        let mut got = Vec::new();
-        let body = br#"{"messages":[{"topic":"t","id":"e-1","data":"@1@100@xx"},{"data":"@2@200@"}],"next":"e-2"}"#;
-        for_each_marker(body, |s, t| got.push((s, t)));
-        for_each_marker(b"id: 7\ndata: @3@300@xxxx", |s, t| got.push((s, t)));
-        assert_eq!(got, [(1, 100), (2, 200), (3, 300)]);
-    }
-}
-
 /// User + system CPU seconds of process `pid`, all threads (`/proc/PID/stat`).
 pub fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -463,5 +457,19 @@ impl ServerMeter {
             let _ = std::fs::remove_file(&self.out);
         }
         (cpu, syscalls)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_found_in_json_sse_and_raw_bodies() {
+        let mut got = Vec::new();
+        let body = br#"{"messages":[{"topic":"t","id":"e-1","data":"@1@100@xx"},{"data":"@2@200@"}],"next":"e-2"}"#;
+        for_each_marker(body, |s, t| got.push((s, t)));
+        for_each_marker(b"id: 7\ndata: @3@300@xxxx", |s, t| got.push((s, t)));
+        assert_eq!(got, [(1, 100), (2, 200), (3, 300)]);
     }
 }
