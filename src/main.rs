@@ -411,6 +411,13 @@ enum Format {
     Json,
 }
 
+/// `pushlab compare --payload`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Payload {
+    Padding,
+    Json,
+}
+
 /// `on` / `off`.
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Switch {
@@ -452,6 +459,14 @@ struct CompareArgs {
     /// Transports to measure, comma-separated: poll,long-poll,sse,ws.
     #[arg(long, default_value = "poll,long-poll,sse,ws")]
     transports: String,
+    /// With ws: also a "WebSocket + deflate" column, clients that negotiate
+    /// permessage-deflate and inflate every message.
+    #[arg(long, value_enum, default_value = "on")]
+    ws_deflate: Switch,
+    /// The messages' data: the stamp padded with `x`, or a JSON dashboard
+    /// update of --size bytes (what compression is measured with).
+    #[arg(long, value_enum, default_value = "padding")]
+    payload: Payload,
     /// Embedded servers end SSE streams after this long (shows reconnection).
     #[arg(long, value_parser = positive_duration)]
     sse_max_lifetime: Option<std::time::Duration>,
@@ -490,6 +505,11 @@ fn compare(args: CompareArgs) -> ExitCode {
         keep_alive: args.keep_alive == Switch::On && !args.no_keep_alive,
         long_poll_timeout: args.long_poll_timeout,
         transports,
+        ws_deflate: args.ws_deflate == Switch::On,
+        payload: match args.payload {
+            Payload::Padding => pushlab::lab::payload::Kind::Padding,
+            Payload::Json => pushlab::lab::payload::Kind::Json,
+        },
         sse_max_lifetime: args.sse_max_lifetime,
         sse_retry: args.sse_retry,
         publish_token: args.publish_token,

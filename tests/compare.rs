@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use common::TestServer;
 use pushlab::config::Config;
-use pushlab::lab::{self, Options, Report, TRANSPORTS};
+use pushlab::lab::payload::Kind;
+use pushlab::lab::{self, Column, Options, Report, TRANSPORTS};
 use pushlab::stats::Transport;
 
 fn quick() -> Options {
@@ -60,8 +61,9 @@ fn assert_agrees_with_stats(report: &Report) {
 fn every_client_kind_receives_every_message_exactly_once() {
     let report = run(quick());
     assert_eq!(report.published, 20);
-    let kinds: Vec<Transport> = report.rows.iter().map(|r| r.transport).collect();
-    assert_eq!(kinds, TRANSPORTS);
+    let kinds: Vec<Column> = report.rows.iter().map(|r| r.column()).collect();
+    assert_eq!(kinds, Column::of_run(&TRANSPORTS, true));
+    assert_eq!(kinds.last(), Some(&Column::WS_DEFLATE));
     assert_exactly_once(&report);
     for row in &report.rows {
         let lat = row.latency.expect("latencies");
@@ -79,9 +81,13 @@ fn the_lab_counts_are_the_servers_stats_for_the_same_run() {
     }
     let by = |t: Transport| report.rows.iter().find(|r| r.transport == t).unwrap();
     // The streams use one request and one socket per subscriber for the run.
-    for t in [Transport::Sse, Transport::Ws] {
-        assert_eq!(by(t).requests, 3);
-        assert_eq!(by(t).sockets_opened, 3);
+    for row in report
+        .rows
+        .iter()
+        .filter(|r| matches!(r.transport, Transport::Sse | Transport::Ws))
+    {
+        assert_eq!(row.requests, 3, "{}", row.name());
+        assert_eq!(row.sockets_opened, 3, "{}", row.name());
     }
     // A long poll is answered once per message at this rate, plus the one
     // still parked at the end.
@@ -114,6 +120,7 @@ fn sse_streams_cut_by_the_server_resume_with_last_event_id_and_lose_nothing() {
     });
     assert_exactly_once(&report);
     assert_agrees_with_stats(&report);
+    assert_eq!(report.rows.len(), 3, "SSE, WebSocket, WebSocket + deflate");
     let sse = &report.rows[0];
     assert!(sse.reconnects >= 3, "reconnections: {}", sse.reconnects);
     assert_eq!(sse.sockets_opened, sse.requests);
@@ -131,6 +138,72 @@ fn a_running_server_can_be_measured_by_url() {
     assert_agrees_with_stats(&report);
     assert!(report.rows.iter().all(|r| r.server_cpu.is_none()));
     assert!(report.to_table().contains("n/a"));
+    // Both WebSocket columns are this one server's `ws`: compared summed.
+    // (64-byte messages are below the server's compression threshold.)
+    let ws: Vec<_> = report
+        .rows
+        .iter()
+        .filter(|r| r.transport == Transport::Ws)
+        .collect();
+    assert_eq!(ws.len(), 2);
+    assert!(ws[1].deflate && ws[1].deflate_declined == 0);
+}
+
+/// A realistic JSON message (a dashboard update, `--payload json`) over
+/// WebSocket with and without permessage-deflate: every message arrives
+/// once, the compressed column's messages really came compressed and were
+/// inflated, and it costs fewer bytes on the wire per update.
+#[test]
+fn compressed_websocket_carries_a_json_update_in_fewer_bytes_and_loses_nothing() {
+    let report = run(Options {
+        transports: vec![Transport::Ws],
+        payload: Kind::Json,
+        size: 400,
+        ..quick()
+    });
+    assert_exactly_once(&report);
+    assert_agrees_with_stats(&report);
+    let [plain, deflate] = &report.rows[..] else {
+        panic!("two rows: {:?}", report.rows.len())
+    };
+    assert!(!plain.deflate && deflate.deflate);
+    assert_eq!(plain.compressed, 0);
+    assert_eq!(
+        deflate.compressed, deflate.received,
+        "every message compressed"
+    );
+    assert_eq!(deflate.deflate_declined, 0);
+    let per = |r: &pushlab::lab::report::Row| r.bytes_down as f64 / r.delivered as f64;
+    assert!(
+        per(deflate) < per(plain) * 0.85,
+        "compressed {} B vs plain {} B per update",
+        per(deflate),
+        per(plain)
+    );
+    let v = report.to_json();
+    assert_eq!(v["settings"]["payload"], "json");
+    assert_eq!(v["transports"]["ws_deflate"]["name"], "WebSocket + deflate");
+    assert_eq!(v["transports"]["ws_deflate"]["lost"], 0);
+    assert!(report.to_table().contains("WebSocket + deflate"));
+    let svg = lab::svg::render(&report);
+    assert!(svg.contains("WebSocket + deflate"));
+}
+
+#[test]
+fn a_server_that_declines_compression_leaves_the_column_uncompressed_and_says_so() {
+    let srv = TestServer::start(Config {
+        ws_deflate: false,
+        ..Config::default()
+    });
+    let report = run(Options {
+        url: Some(format!("http://{}/", srv.addr)),
+        transports: vec![Transport::Ws],
+        ..quick()
+    });
+    assert_exactly_once(&report);
+    let deflate = &report.rows[1];
+    assert_eq!((deflate.compressed, deflate.deflate_declined), (0, 3));
+    assert!(report.to_table().contains("declined permessage-deflate"));
 }
 
 #[test]
@@ -142,8 +215,8 @@ fn the_json_output_parses_and_has_every_row() {
     let text = report.to_json().to_string();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["published"], 20);
-    for t in TRANSPORTS {
-        let row = &v["transports"][t.name()];
+    for c in Column::of_run(&TRANSPORTS, true) {
+        let row = &v["transports"][c.key()];
         for key in [
             "latency_ms",
             "requests_per_update",
@@ -159,7 +232,7 @@ fn the_json_output_parses_and_has_every_row() {
             "reconnects",
             "stats_check",
         ] {
-            assert!(!row[key].is_null(), "{}: no {key} in {row}", t.name());
+            assert!(!row[key].is_null(), "{}: no {key} in {row}", c.key());
         }
         assert_eq!(row["lost"], 0);
         assert_eq!(row["stats_check"]["agrees"], true, "{row}");
@@ -206,7 +279,7 @@ fn the_cli_prints_json_and_writes_the_chart() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["settings"]["keep_alive"], false);
     let names: Vec<&String> = v["transports"].as_object().unwrap().keys().collect();
-    assert_eq!(names.len(), 2);
+    assert_eq!(names.len(), 3, "poll, ws and ws_deflate: {names:?}");
     assert!(std::fs::read_to_string(&svg).unwrap().contains("</svg>"));
     let _ = std::fs::remove_dir_all(&dir);
 

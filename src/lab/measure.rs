@@ -112,6 +112,25 @@ impl Tally {
         }
     }
 
+    /// Adds `other`'s counts (latency samples included).
+    pub fn add(&mut self, other: &Tally) {
+        self.latencies_us.extend_from_slice(&other.latencies_us);
+        self.received += other.received;
+        self.distinct += other.distinct;
+        self.duplicates += other.duplicates;
+        self.out_of_order += other.out_of_order;
+        self.reused += other.reused;
+        self.missed_notices += other.missed_notices;
+        self.missed_messages += other.missed_messages;
+        self.resets += other.resets;
+        self.foreign += other.foreign;
+        self.sockets_opened += other.sockets_opened;
+        self.sockets_closed += other.sockets_closed;
+        self.lifetime_us += other.lifetime_us;
+        self.bytes_up += other.bytes_up;
+        self.bytes_down += other.bytes_down;
+    }
+
     /// A socket closed after `lifetime`.
     pub fn socket_closed(&mut self, lifetime: Duration) {
         self.sockets_closed += 1;

@@ -82,6 +82,61 @@ pub fn parse_transports(s: &str) -> Result<Vec<Transport>, String> {
         .collect())
 }
 
+/// One column of the tables: a transport, and for WebSocket whether its
+/// clients negotiate permessage-deflate (RFC 7692) and inflate what they get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Column {
+    pub transport: Transport,
+    pub deflate: bool,
+}
+
+impl Column {
+    /// The uncompressed column of `transport`.
+    pub fn plain(transport: Transport) -> Column {
+        Column {
+            transport,
+            deflate: false,
+        }
+    }
+
+    /// The compressed WebSocket column.
+    pub const WS_DEFLATE: Column = Column {
+        transport: Transport::Ws,
+        deflate: true,
+    };
+
+    /// How the column is named in tables.
+    pub fn display_name(self) -> &'static str {
+        if self.deflate {
+            "WebSocket + deflate"
+        } else {
+            display_name(self.transport)
+        }
+    }
+
+    /// Its key in the JSON output (`/stats` names, and `ws_deflate`).
+    pub fn key(self) -> &'static str {
+        if self.deflate {
+            "ws_deflate"
+        } else {
+            self.transport.name()
+        }
+    }
+
+    /// The columns of a run: `transports` in table order, and after `ws`
+    /// the compressed WebSocket when `ws_deflate` is on.
+    pub fn of_run(transports: &[Transport], ws_deflate: bool) -> Vec<Column> {
+        let mut cols = Vec::new();
+        for &t in transports {
+            cols.push(Column::plain(t));
+            if t == Transport::Ws && ws_deflate {
+                cols.push(Column::WS_DEFLATE);
+            }
+        }
+        cols
+    }
+}
+
 /// How a transport is named in tables.
 pub fn display_name(t: Transport) -> &'static str {
     match t {
@@ -114,6 +169,11 @@ pub struct Options {
     /// `timeout=` of each long poll.
     pub long_poll_timeout: Duration,
     pub transports: Vec<Transport>,
+    /// With `ws` among the transports, also a "WebSocket + deflate" column:
+    /// clients that negotiate permessage-deflate (`--ws-deflate`).
+    pub ws_deflate: bool,
+    /// What the messages' data looks like (`--payload`).
+    pub payload: payload::Kind,
     /// Embedded servers: end SSE streams after this long (shows the SSE
     /// reconnection with `Last-Event-ID`).
     pub sse_max_lifetime: Option<Duration>,
@@ -140,6 +200,8 @@ impl Default for Options {
             keep_alive: true,
             long_poll_timeout: Duration::from_secs(30),
             transports: TRANSPORTS.to_vec(),
+            ws_deflate: true,
+            payload: payload::Kind::Padding,
             sse_max_lifetime: None,
             sse_retry: None,
             publish_token: None,
@@ -180,5 +242,14 @@ mod tests {
         assert_eq!(parse_transports("all").unwrap(), TRANSPORTS);
         assert!(parse_transports("carrier-pigeon").is_err());
         assert!(parse_transports("").is_err());
+    }
+
+    #[test]
+    fn the_compressed_websocket_column_follows_the_plain_one() {
+        let cols = Column::of_run(&TRANSPORTS, true);
+        let names: Vec<&str> = cols.iter().map(|c| c.key()).collect();
+        assert_eq!(names, ["poll", "long_poll", "sse", "ws", "ws_deflate"]);
+        assert_eq!(Column::of_run(&TRANSPORTS, false).len(), 4);
+        assert_eq!(Column::of_run(&[Transport::Sse], true).len(), 1);
     }
 }

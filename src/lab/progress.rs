@@ -3,7 +3,6 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use super::display_name;
 use super::driver::Driver;
 use crate::timers::Instant;
 
@@ -48,10 +47,10 @@ impl Progress {
             d.sent,
             total
         );
-        for t in super::TRANSPORTS {
+        for t in super::Column::of_run(&super::TRANSPORTS, true) {
             let (done, all) = d.complete_count(t);
             if all > 0 {
-                line.push_str(&format!("  {} {done}/{all}", display_name(t)));
+                line.push_str(&format!("  {} {done}/{all}", t.display_name()));
             }
         }
         eprint!("\r\x1b[2K{line}");

@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::display_name;
 use super::measure::Latency;
+use super::payload;
+use super::Column;
 use crate::stats::Transport;
 
 /// The options the run was made with.
@@ -23,6 +24,7 @@ pub struct Settings {
     pub subscribers: usize,
     pub rate: f64,
     pub size: usize,
+    pub payload: payload::Kind,
     pub duration: Duration,
     pub poll_interval: Duration,
     pub keep_alive: bool,
@@ -44,10 +46,17 @@ pub struct Check {
     pub mismatches: Vec<String>,
 }
 
-/// Everything measured for one transport.
+/// Everything measured for one column: a transport, or WebSocket with
+/// permessage-deflate.
 #[derive(Clone, Debug)]
 pub struct Row {
     pub transport: Transport,
+    /// The WebSocket clients offered permessage-deflate (RFC 7692).
+    pub deflate: bool,
+    /// Messages that arrived compressed.
+    pub compressed: u64,
+    /// Handshakes whose permessage-deflate offer the server declined.
+    pub deflate_declined: u64,
     pub subscribers: u64,
     /// Messages published × subscribers.
     pub expected: u64,
@@ -82,6 +91,19 @@ pub struct Row {
 }
 
 impl Row {
+    /// The row's column.
+    pub fn column(&self) -> Column {
+        Column {
+            transport: self.transport,
+            deflate: self.deflate,
+        }
+    }
+
+    /// How the row is named in tables.
+    pub fn name(&self) -> &'static str {
+        self.column().display_name()
+    }
+
     fn per_update(&self, n: u64) -> Option<f64> {
         (self.delivered > 0).then(|| n as f64 / self.delivered as f64)
     }
@@ -257,11 +279,16 @@ impl Report {
             .clone()
             .unwrap_or_else(|| "embedded servers".into());
         format!(
-            "pushlab compare: {} subscribers per transport, {} msg/s × {} B for {}, {} messages; \
+            "pushlab compare: {} subscribers per transport, {} msg/s × {} B{} for {}, {} messages; \
              poll every {}, keep-alive {}; {target}, {} cores",
             s.subscribers,
             num(s.rate),
             s.size,
+            if s.payload == payload::Kind::Json {
+                " of JSON"
+            } else {
+                ""
+            },
             dur(s.duration),
             self.published,
             dur(s.poll_interval),
@@ -276,7 +303,7 @@ impl Report {
             if row.errors > 0 {
                 notes.push(format!(
                     "{}: {} error(s), first: {}",
-                    display_name(row.transport),
+                    row.name(),
                     row.errors,
                     row.first_error.as_deref().unwrap_or("?")
                 ));
@@ -284,18 +311,34 @@ impl Report {
             if row.skipped_ticks > 0 {
                 notes.push(format!(
                     "{}: {} poll ticks skipped (previous request still out)",
-                    display_name(row.transport),
+                    row.name(),
                     row.skipped_ticks
                 ));
             }
             if row.missed_messages > 0 || row.resets > 0 {
                 notes.push(format!(
                     "{}: server reported {} missed, {} resets",
-                    display_name(row.transport),
+                    row.name(),
                     row.missed_messages,
                     row.resets
                 ));
             }
+        }
+        for row in self.rows.iter().filter(|r| r.deflate) {
+            if row.deflate_declined > 0 {
+                notes.push(format!(
+                    "{}: the server declined permessage-deflate in {} handshake(s); \
+                     those messages came uncompressed",
+                    row.name(),
+                    row.deflate_declined
+                ));
+            }
+            notes.push(format!(
+                "{}: {} of {} messages arrived compressed and were inflated by the client",
+                row.name(),
+                row.compressed,
+                row.received
+            ));
         }
         if self.settings.target.is_none() {
             if let Some(b) = self.baseline_cpu {
@@ -315,11 +358,7 @@ impl Report {
     pub fn to_table(&self) -> String {
         let lines = lines(self);
         let mut header = vec![String::new()];
-        header.extend(
-            self.rows
-                .iter()
-                .map(|r| display_name(r.transport).to_string()),
-        );
+        header.extend(self.rows.iter().map(|r| r.name().to_string()));
         let mut grid: Vec<Vec<String>> = vec![header];
         for (label, cells) in lines {
             let mut line = vec![label.to_string()];
@@ -352,7 +391,7 @@ impl Report {
     pub fn to_markdown(&self) -> String {
         let mut out = format!("{}\n\n|  |", self.title());
         for r in &self.rows {
-            let _ = write!(out, " {} |", display_name(r.transport));
+            let _ = write!(out, " {} |", r.name());
         }
         out.push_str("\n| --- |");
         for _ in &self.rows {
@@ -394,9 +433,12 @@ impl Report {
             });
             let per = |n: u64| r.per_update(n);
             transports.insert(
-                r.transport.name().into(),
+                r.column().key().into(),
                 json!({
-                    "name": display_name(r.transport),
+                    "name": r.name(),
+                    "deflate": r.deflate,
+                    "compressed_messages": r.compressed,
+                    "deflate_declined": r.deflate_declined,
                     "subscribers": r.subscribers,
                     "expected": r.expected,
                     "delivered": r.delivered,
@@ -443,6 +485,7 @@ impl Report {
                 "subscribers": s.subscribers,
                 "rate": s.rate,
                 "size": s.size,
+                "payload": s.payload.name(),
                 "duration_s": s.duration.as_secs_f64(),
                 "poll_interval_s": s.poll_interval.as_secs_f64(),
                 "keep_alive": s.keep_alive,

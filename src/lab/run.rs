@@ -7,14 +7,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+use super::client::Counters;
 use super::client::{Client, ClientOptions, Endpoint};
 use super::driver::{tally_index, Driver, Role};
 use super::embedded::{fetch_stats, stats_when, Embedded, ServerCounters};
-use super::measure::{latency, Tracker};
+use super::measure::{latency, Tally, Tracker};
 use super::progress::Progress;
 use super::publisher::{PublishConn, Schedule};
 use super::report::{Check, Report, Row, Settings};
-use super::{LabError, Options};
+use super::{Column, LabError, Options};
 use crate::config::Config;
 use crate::stats::Transport;
 use crate::timers::Instant;
@@ -33,7 +34,21 @@ struct Target {
     prefix: String,
     /// Index in the embedded servers.
     server: Option<usize>,
-    transports: Vec<Transport>,
+    columns: Vec<Column>,
+}
+
+impl Target {
+    /// The server transports its columns use (WebSocket once, with or
+    /// without deflate).
+    fn transports(&self) -> Vec<Transport> {
+        let mut ts: Vec<Transport> = Vec::new();
+        for c in &self.columns {
+            if !ts.contains(&c.transport) {
+                ts.push(c.transport);
+            }
+        }
+        ts
+    }
 }
 
 /// `http://host[:port][/prefix]` → address, `Host` header, path prefix.
@@ -130,6 +145,7 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
     }
     let topic = opts.topic.clone().unwrap_or_else(new_topic);
     let total = Schedule::new(Instant::ZERO, opts.rate, opts.duration).total;
+    let columns = Column::of_run(&opts.transports, opts.ws_deflate);
 
     // Servers and where each transport's subscribers go.
     let mut servers: Vec<Embedded> = Vec::new();
@@ -143,19 +159,21 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
                 host,
                 prefix,
                 server: None,
-                transports: opts.transports.clone(),
+                columns: columns.clone(),
             });
         }
         None => {
             let config = embedded_config(opts, total);
-            for &t in &opts.transports {
-                let s = Embedded::start(t.name(), config.clone())?;
+            for &c in &columns {
+                // One server per column: its CPU time and `/stats` are the
+                // column's alone.
+                let s = Embedded::start(c.key(), config.clone())?;
                 targets.push(Target {
                     addr: s.addr,
                     host: s.addr.to_string(),
                     prefix: String::new(),
                     server: Some(servers.len()),
-                    transports: vec![t],
+                    columns: vec![c],
                 });
                 servers.push(s);
             }
@@ -167,7 +185,7 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
                 host: s.addr.to_string(),
                 prefix: String::new(),
                 server: Some(servers.len()),
-                transports: Vec::new(),
+                columns: Vec::new(),
             });
             servers.push(s);
         }
@@ -185,7 +203,7 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
     let cpu_before: Vec<Option<Duration>> = servers.iter().map(Embedded::cpu).collect();
 
     // Every subscriber, then one publishing connection per server.
-    let mut d = Driver::new(opts.size)?;
+    let mut d = Driver::new(opts.size, opts.payload)?;
     let copts = ClientOptions {
         poll_interval: opts.poll_interval,
         long_poll_timeout: opts.long_poll_timeout,
@@ -194,7 +212,7 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
     };
     let mut seed = 1u64;
     for target in &targets {
-        for &t in &target.transports {
+        for &t in &target.columns {
             for _ in 0..opts.subscribers {
                 seed += 1;
                 let client = Box::new(Client::new(t, endpoint(target), &copts, seed));
@@ -217,7 +235,7 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
     progress.phase(&format!(
         "subscribing {} × {} clients…",
         opts.subscribers,
-        opts.transports.len()
+        columns.len()
     ));
     d.start_all();
     let now = d.now();
@@ -292,8 +310,8 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
     // The servers' view, once they have seen every socket close.
     let mut after = Vec::with_capacity(targets.len());
     for (i, target) in targets.iter().enumerate() {
-        let open_before: Vec<u64> = target
-            .transports
+        let transports = target.transports();
+        let open_before: Vec<u64> = transports
             .iter()
             .map(|&t| ServerCounters::of(&before[i], t).sockets_open)
             .collect();
@@ -303,8 +321,7 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
             &target.prefix,
             SETTLE_TIMEOUT,
             |doc| {
-                target
-                    .transports
+                transports
                     .iter()
                     .zip(&open_before)
                     .all(|(&t, &b)| ServerCounters::of(doc, t).sockets_open <= b)
@@ -324,26 +341,38 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
     let baseline_cpu = baseline.and_then(cpu_used);
     let mut rows = Vec::new();
     for (i, target) in targets.iter().enumerate() {
-        for &t in &target.transports {
-            let mut tally = d.tallies[tally_index(t)].clone();
-            let counters = d.counters(t);
+        for &col in &target.columns {
+            let t = col.transport;
+            let mut tally = d.tallies[tally_index(col)].clone();
+            let counters = d.counters(col);
+            // `/stats` counts per transport: with `--url`, both WebSocket
+            // columns are one server's `ws`, so they are compared summed.
+            let (mut lab_tally, mut lab_counters) = (Tally::default(), Counters::default());
+            for &other in target.columns.iter().filter(|c| c.transport == t) {
+                lab_tally.add(&d.tallies[tally_index(other)]);
+                lab_counters.add(&d.counters(other));
+            }
             let server = ServerCounters::of(&after[i], t).since(&ServerCounters::of(&before[i], t));
             let gross = target.server.and_then(cpu_used);
             let net = gross.map(|g| g.saturating_sub(baseline_cpu.unwrap_or_default()));
             let lab_view = [
                 (
                     "sockets opened",
-                    tally.sockets_opened,
+                    lab_tally.sockets_opened,
                     server.sockets_opened,
                 ),
-                ("requests", counters.requests, server.requests),
+                ("requests", lab_counters.requests, server.requests),
                 (
                     "messages delivered",
-                    tally.received + tally.foreign,
+                    lab_tally.received + lab_tally.foreign,
                     server.messages_delivered,
                 ),
-                ("bytes client→server", tally.bytes_up, server.bytes_in),
-                ("bytes server→client", tally.bytes_down, server.bytes_out),
+                ("bytes client→server", lab_tally.bytes_up, server.bytes_in),
+                (
+                    "bytes server→client",
+                    lab_tally.bytes_down,
+                    server.bytes_out,
+                ),
             ];
             let mut mismatches: Vec<String> = lab_view
                 .iter()
@@ -351,15 +380,18 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
                 .map(|(what, lab, srv)| format!("{what}: lab {lab}, server {srv}"))
                 .collect();
             if matches!(t, Transport::Poll | Transport::LongPoll)
-                && counters.empty_responses != server.empty_responses
+                && lab_counters.empty_responses != server.empty_responses
             {
                 mismatches.push(format!(
                     "empty responses: lab {}, server {}",
-                    counters.empty_responses, server.empty_responses
+                    lab_counters.empty_responses, server.empty_responses
                 ));
             }
             rows.push(Row {
                 transport: t,
+                deflate: col.deflate,
+                compressed: counters.compressed,
+                deflate_declined: counters.deflate_declined,
                 subscribers: opts.subscribers as u64,
                 expected: d.sent * opts.subscribers as u64,
                 delivered: tally.distinct,
@@ -374,7 +406,7 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
                 bytes_down: tally.bytes_down,
                 server_cpu: gross,
                 server_cpu_net: net,
-                lost: d.lost(t),
+                lost: d.lost(col),
                 duplicates: tally.duplicates,
                 out_of_order: tally.out_of_order,
                 missed_messages: tally.missed_messages,
@@ -402,6 +434,7 @@ pub fn run(opts: &Options) -> Result<Report, LabError> {
             subscribers: opts.subscribers,
             rate: opts.rate,
             size: opts.size,
+            payload: opts.payload,
             duration: opts.duration,
             poll_interval: opts.poll_interval,
             keep_alive: opts.keep_alive,
@@ -430,7 +463,7 @@ fn wait_for_parked_long_polls(
     let Some((i, target)) = targets
         .iter()
         .enumerate()
-        .find(|(_, t)| t.transports.contains(&Transport::LongPoll))
+        .find(|(_, t)| t.columns.contains(&Column::plain(Transport::LongPoll)))
     else {
         return Ok(());
     };

@@ -10,7 +10,6 @@
 
 use std::fmt::Write as _;
 
-use super::display_name;
 use super::report::{num, Report};
 
 const WIDTH: f64 = 820.0;
@@ -95,11 +94,7 @@ fn gridline(out: &mut String, x0: f64, y: f64, label: &str) {
 }
 
 fn latency_panel(out: &mut String, report: &Report, x0: f64) {
-    let names: Vec<&str> = report
-        .rows
-        .iter()
-        .map(|r| display_name(r.transport))
-        .collect();
+    let names: Vec<&str> = report.rows.iter().map(|r| r.name()).collect();
     frame(out, x0, "publish → deliver latency (ms, log)", &names);
     let lat: Vec<Option<(f64, f64)>> = report
         .rows
@@ -156,11 +151,7 @@ fn latency_panel(out: &mut String, report: &Report, x0: f64) {
 }
 
 fn bytes_panel(out: &mut String, report: &Report, x0: f64) {
-    let names: Vec<&str> = report
-        .rows
-        .iter()
-        .map(|r| display_name(r.transport))
-        .collect();
+    let names: Vec<&str> = report.rows.iter().map(|r| r.name()).collect();
     frame(out, x0, "bytes on the wire per update", &names);
     let per: Vec<(f64, f64)> = report
         .rows

@@ -33,6 +33,7 @@ use crate::timers::Instant;
 
 use super::http::encode_request;
 use super::updates::Update;
+use super::Column;
 
 /// What a machine asks the event loop to do, in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +80,11 @@ pub struct Counters {
     pub reconnects: u64,
     /// Short polling: ticks skipped because the previous request was out.
     pub skipped_ticks: u64,
+    /// WebSocket + deflate: messages that arrived compressed (RSV1).
+    pub compressed: u64,
+    /// WebSocket + deflate: handshakes whose permessage-deflate offer the
+    /// server declined (the connection then goes on uncompressed).
+    pub deflate_declined: u64,
     /// Protocol errors; the first is kept.
     pub errors: u64,
     pub first_error: Option<String>,
@@ -92,6 +98,8 @@ impl Counters {
         self.empty_responses += other.empty_responses;
         self.reconnects += other.reconnects;
         self.skipped_ticks += other.skipped_ticks;
+        self.compressed += other.compressed;
+        self.deflate_declined += other.deflate_declined;
         self.errors += other.errors;
         if self.first_error.is_none() {
             self.first_error.clone_from(&other.first_error);
@@ -182,14 +190,9 @@ pub enum Client {
 }
 
 impl Client {
-    /// A subscriber of `transport` (not [`Transport::Http`]).
-    pub fn new(
-        transport: Transport,
-        endpoint: Endpoint,
-        opts: &ClientOptions,
-        seed: u64,
-    ) -> Client {
-        match transport {
+    /// A subscriber of `column` (not [`Transport::Http`]).
+    pub fn new(column: Column, endpoint: Endpoint, opts: &ClientOptions, seed: u64) -> Client {
+        match column.transport {
             Transport::Poll => Client::Poll(poll::PollClient::new(
                 poll::Mode::Short {
                     interval: opts.poll_interval,
@@ -206,7 +209,9 @@ impl Client {
             )),
             Transport::Sse => Client::Sse(sse::SseClient::new(endpoint)),
             Transport::Ws | Transport::Http => {
-                Client::Ws(ws::WsClient::new(endpoint, opts.ws_max_message, seed))
+                let mut c = ws::WsClient::new(endpoint, opts.ws_max_message, seed);
+                c.offer_deflate(column.deflate);
+                Client::Ws(c)
             }
         }
     }
@@ -216,6 +221,14 @@ impl Client {
             Client::Poll(c) => c.transport(),
             Client::Sse(_) => Transport::Sse,
             Client::Ws(_) => Transport::Ws,
+        }
+    }
+
+    /// The table column this subscriber counts in.
+    pub fn column(&self) -> Column {
+        match self {
+            Client::Ws(c) if c.offers_deflate() => Column::WS_DEFLATE,
+            _ => Column::plain(self.transport()),
         }
     }
 

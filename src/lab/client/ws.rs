@@ -8,7 +8,14 @@
 //! does what that code should, one second after a socket ends it asks again
 //! with `since=<last id>` so nothing is lost in between.
 //!
-//! Left out: extensions and subprotocols (none is offered), `wss://`.
+//! With [`WsClient::offer_deflate`] (the "WebSocket + deflate" column) the
+//! handshake offers permessage-deflate as browsers do (`permessage-deflate;
+//! client_max_window_bits`, RFC 7692 §7.1); when the server agrees, every
+//! compressed message (RSV1) is inflated by the [`Protocol`] before it is
+//! decoded, so its delivery is checked like any other. The client never
+//! compresses what it sends (it sends only control frames).
+//!
+//! Left out: other extensions and subprotocols (none is offered), `wss://`.
 
 use std::time::Duration;
 
@@ -19,6 +26,7 @@ use super::{Base, Command, Delivery, Endpoint};
 use crate::lab::http::{Decoded, ResponseReader};
 use crate::lab::updates::{decode_ws_text, Update};
 use crate::timers::Instant;
+use crate::wire::websocket::deflate::{self, Agreed, EXTENSION_NAME, MAX_WINDOW_BITS};
 use crate::wire::websocket::{accept_key, CloseCode, Event, Protocol, Role};
 
 /// Wait before reconnecting a socket the server ended.
@@ -41,7 +49,48 @@ pub struct WsClient {
     /// The id of the last message, for `since=` on a reconnection.
     last_id: Option<String>,
     ready: bool,
+    /// Offer permessage-deflate in the handshake.
+    deflate: bool,
     pub(crate) base: Base,
+}
+
+/// The offer, as Chromium and Firefox send it.
+pub const DEFLATE_OFFER: &str = "permessage-deflate; client_max_window_bits";
+
+/// What the server's `Sec-WebSocket-Extensions` says: `Ok(None)` when it
+/// agreed to nothing, `Ok(Some(takeover))` when it agreed to
+/// permessage-deflate (`takeover`: the server may refer to earlier messages,
+/// so the inflater keeps its window), `Err` for a response the client must
+/// fail (RFC 6455 §9.1: an extension it did not offer; RFC 7692 §7.1: a
+/// second permessage-deflate or an unknown parameter).
+pub fn agreed_deflate(value: Option<&[u8]>, offered: bool) -> Result<Option<bool>, String> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let mut agreed = None;
+    for element in deflate::split_elements(value) {
+        let text = String::from_utf8_lossy(element);
+        let mut params = text.split(';').map(str::trim);
+        let name = params.next().unwrap_or_default();
+        if !offered || !name.eq_ignore_ascii_case(EXTENSION_NAME) || agreed.is_some() {
+            return Err(format!(
+                "the server answered an extension not offered: {text}"
+            ));
+        }
+        let mut takeover = true;
+        for p in params {
+            let key = p.split('=').next().unwrap_or_default().trim();
+            match key.to_ascii_lowercase().as_str() {
+                "server_no_context_takeover" => takeover = false,
+                "client_no_context_takeover"
+                | "server_max_window_bits"
+                | "client_max_window_bits" => {}
+                _ => return Err(format!("unknown permessage-deflate parameter: {p}")),
+            }
+        }
+        agreed = Some(takeover);
+    }
+    Ok(agreed)
 }
 
 /// splitmix64: a cheap, well-mixed sequence for keys (not secrets here).
@@ -64,8 +113,18 @@ impl WsClient {
             protocol: None,
             last_id: None,
             ready: false,
+            deflate: false,
             base: Base::default(),
         }
+    }
+
+    /// Offer permessage-deflate on every (re)connection.
+    pub fn offer_deflate(&mut self, on: bool) {
+        self.deflate = on;
+    }
+
+    pub fn offers_deflate(&self) -> bool {
+        self.deflate
     }
 
     fn connect(&mut self) {
@@ -85,12 +144,15 @@ impl WsClient {
         } = &self.endpoint;
         let since = self.last_id.as_deref().unwrap_or("0");
         let target = format!("{prefix}/ws?topic={topic}&since={since}");
-        let headers = [
+        let mut headers = vec![
             ("Upgrade", "websocket"),
             ("Connection", "Upgrade"),
             ("Sec-WebSocket-Key", self.key.as_str()),
             ("Sec-WebSocket-Version", "13"),
         ];
+        if self.deflate {
+            headers.push(("Sec-WebSocket-Extensions", DEFLATE_OFFER));
+        }
         self.base.send_get(&target, host, &headers, true);
     }
 
@@ -126,11 +188,29 @@ impl WsClient {
                         .base
                         .fail(format!("/ws → {} without a valid upgrade", head.status));
                 }
+                let agreed =
+                    match agreed_deflate(head.header("sec-websocket-extensions"), self.deflate) {
+                        Ok(a) => a,
+                        Err(e) => return self.base.fail(e),
+                    };
                 self.base.counters.responses += 1;
                 self.base.exchanges += 1;
                 self.ready = true;
                 let mut p = Protocol::new(Role::Client, self.max_message);
                 p.set_mask_seed(splitmix(&mut self.seed));
+                match agreed {
+                    Some(takeover) => p.enable_deflate(&Agreed {
+                        // The inflater follows the *peer's* context rule:
+                        // for this client, the server's (§7.1.1.1).
+                        client_no_context_takeover: !takeover,
+                        server_max_window_bits: MAX_WINDOW_BITS,
+                        server_window_in_response: false,
+                        client_max_window_bits: MAX_WINDOW_BITS,
+                        client_window_in_response: false,
+                    }),
+                    None if self.deflate => self.base.counters.deflate_declined += 1,
+                    None => {}
+                }
                 p.receive_data(&self.reader.take_rest());
                 self.protocol = Some(p);
             }
@@ -144,7 +224,9 @@ impl WsClient {
                 return;
             };
             let mut reply = Vec::new();
-            match p.next_event() {
+            let event = p.next_event();
+            self.base.counters.compressed += p.take_compressed_count();
+            match event {
                 Ok(Event::NeedData) => return,
                 Ok(Event::Text(text)) => match decode_ws_text(&text) {
                     Ok(update) => {
@@ -306,6 +388,70 @@ mod tests {
             })
             .unwrap();
         assert!(again.starts_with("GET /ws?topic=t&since=E-7 "));
+    }
+
+    /// The `101` for `c`, agreeing to `extensions` when given.
+    fn accept_with(c: &WsClient, extensions: Option<&str>) -> Vec<u8> {
+        let mut head = accept_for(c);
+        if let Some(e) = extensions {
+            head.truncate(head.len() - 2);
+            head.extend_from_slice(format!("Sec-WebSocket-Extensions: {e}\r\n\r\n").as_bytes());
+        }
+        head
+    }
+
+    #[test]
+    fn with_deflate_the_offer_is_made_and_compressed_messages_are_inflated() {
+        use crate::wire::websocket::deflate::Compressor;
+        use crate::wire::websocket::{encode_compressed_frame, DataOpcode};
+        let mut c = client();
+        c.offer_deflate(true);
+        c.handle_start(Instant::ZERO);
+        let cmds = commands(&mut c);
+        let Command::Send(req) = &cmds[1] else {
+            panic!()
+        };
+        assert!(String::from_utf8_lossy(req)
+            .contains("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"));
+        let mut bytes = accept_with(&c, Some("permessage-deflate; server_no_context_takeover"));
+        let json = br#"{"topic":"t","id":"E-9","data":"hello hello hello hello"}"#;
+        let mut z = Compressor::new(15);
+        for _ in 0..2 {
+            let mut payload = Vec::new();
+            z.compress(json, &mut payload);
+            encode_compressed_frame(DataOpcode::Text, &payload, &mut bytes);
+        }
+        let mut out = Vec::new();
+        c.handle_input(&bytes, Instant::ZERO, &mut out);
+        assert_eq!(out.len(), 2, "{:?}", c.base.counters);
+        assert!(matches!(&out[1].update, Update::Message { id, .. } if id == "E-9"));
+        assert_eq!(c.base.counters.compressed, 2);
+        assert_eq!(c.base.counters.errors, 0);
+    }
+
+    #[test]
+    fn a_declined_offer_is_counted_and_an_unoffered_extension_fails() {
+        let mut c = client();
+        c.offer_deflate(true);
+        c.handle_start(Instant::ZERO);
+        let bytes = accept_with(&c, None);
+        c.handle_input(&bytes, Instant::ZERO, &mut Vec::new());
+        assert!(c.is_ready() && !c.base.failed);
+        assert_eq!(c.base.counters.deflate_declined, 1);
+
+        // RFC 6455 §9.1: an extension the client did not offer.
+        let mut c = client();
+        c.handle_start(Instant::ZERO);
+        let bytes = accept_with(&c, Some("permessage-deflate"));
+        c.handle_input(&bytes, Instant::ZERO, &mut Vec::new());
+        assert!(c.base.failed);
+
+        assert_eq!(
+            agreed_deflate(Some(b"permessage-deflate; client_max_window_bits=10"), true),
+            Ok(Some(true))
+        );
+        assert!(agreed_deflate(Some(b"permessage-deflate; x=1"), true).is_err());
+        assert!(agreed_deflate(Some(b"permessage-deflate, permessage-deflate"), true).is_err());
     }
 
     #[test]

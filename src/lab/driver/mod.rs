@@ -27,6 +27,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
 use super::client::{Client, Command, Delivery};
+use super::Column;
 
 use super::measure::{Tally, Tracker};
 use super::payload::{self, Stamp};
@@ -40,9 +41,16 @@ const PUBLISH: usize = usize::MAX;
 /// Bytes read per `read` call.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Index of a transport's [`Tally`] (the `Http` one is the publisher's).
-pub fn tally_index(t: Transport) -> usize {
-    Transport::ALL.iter().position(|&x| x == t).unwrap_or(4)
+/// Index of a column's [`Tally`]: the transports in [`Transport::ALL`]
+/// order (the `Http` one is the publisher's), then WebSocket + deflate.
+pub fn tally_index(c: Column) -> usize {
+    if c.deflate {
+        return Transport::ALL.len();
+    }
+    Transport::ALL
+        .iter()
+        .position(|&x| x == c.transport)
+        .unwrap_or(4)
 }
 
 /// What a slot is for.
@@ -78,9 +86,13 @@ pub struct Slot {
 
 impl Slot {
     fn transport(&self) -> Transport {
+        self.column().transport
+    }
+
+    fn column(&self) -> Column {
         match &self.role {
-            Role::Subscriber { client, .. } => client.transport(),
-            Role::Publisher(_) => Transport::Http,
+            Role::Subscriber { client, .. } => client.column(),
+            Role::Publisher(_) => Column::plain(Transport::Http),
         }
     }
 }
@@ -93,8 +105,9 @@ pub struct Driver {
     clock: std::time::Instant,
     pub slots: Vec<Slot>,
     timers: Timers<usize>,
-    /// Per transport, in [`Transport::ALL`] order; the last is the publisher.
-    pub tallies: [Tally; 5],
+    /// Per column, by [`tally_index`]: [`Transport::ALL`] order (the
+    /// publisher's is `Http`), then WebSocket + deflate.
+    pub tallies: [Tally; 6],
     buf: Vec<u8>,
     deliveries: Vec<Delivery>,
     pub schedule: Option<Schedule>,
@@ -103,14 +116,15 @@ pub struct Driver {
     /// When the last message was written.
     pub last_sent_at: Option<Instant>,
     size: usize,
+    payload: payload::Kind,
     /// The first publishing failure; the run stops on it.
     pub publish_error: Option<String>,
     stopping: bool,
 }
 
 impl Driver {
-    /// An empty loop publishing messages of `size` bytes.
-    pub fn new(size: usize) -> io::Result<Driver> {
+    /// An empty loop publishing messages of `size` bytes of `payload`.
+    pub fn new(size: usize, payload: payload::Kind) -> io::Result<Driver> {
         Ok(Driver {
             poll: Poll::new()?,
             events: Events::with_capacity(1024),
@@ -125,6 +139,7 @@ impl Driver {
             sent: 0,
             last_sent_at: None,
             size,
+            payload,
             publish_error: None,
             stopping: false,
         })
@@ -300,9 +315,9 @@ impl Driver {
                 // The server ended the connection (or shut its write side).
                 Ok(0) => return self.lose(slot, self.now()),
                 Ok(n) => {
-                    let t = s.transport();
+                    let c = s.column();
                     let now = self.now();
-                    self.tallies[tally_index(t)].bytes_down += n as u64;
+                    self.tallies[tally_index(c)].bytes_down += n as u64;
                     self.feed(slot, n, now);
                 }
                 // Drained the socket: wait for the next readiness event.
@@ -321,7 +336,7 @@ impl Driver {
         match &mut self.slots[slot].role {
             Role::Subscriber { client, tracker } => {
                 client.handle_input(&buf[..n], now, &mut self.deliveries);
-                let tally = &mut self.tallies[tally_index(client.transport())];
+                let tally = &mut self.tallies[tally_index(client.column())];
                 for d in self.deliveries.drain(..) {
                     tally.record(tracker, &d, now.as_micros());
                 }
@@ -412,8 +427,8 @@ impl Driver {
             writable: true,
             opened_at: now,
         });
-        let t = s.transport();
-        self.tallies[tally_index(t)].sockets_opened += 1;
+        let c = s.column();
+        self.tallies[tally_index(c)].sockets_opened += 1;
         true
     }
 
@@ -421,8 +436,8 @@ impl Driver {
         let s = &mut self.slots[slot];
         if let Some(mut link) = s.link.take() {
             let _ = self.poll.registry().deregister(&mut link.stream);
-            let t = s.transport();
-            self.tallies[tally_index(t)].socket_closed(now.saturating_since(link.opened_at));
+            let c = s.column();
+            self.tallies[tally_index(c)].socket_closed(now.saturating_since(link.opened_at));
         }
     }
 
@@ -443,7 +458,7 @@ impl Driver {
     /// only while output remains. False (and the socket lost) on an error.
     fn flush(&mut self, slot: usize, now: Instant) -> bool {
         let s = &mut self.slots[slot];
-        let t = s.transport();
+        let c = s.column();
         let Some(link) = s.link.as_mut() else {
             return false;
         };
@@ -464,7 +479,7 @@ impl Driver {
             }
         }
         link.out.drain(..written);
-        self.tallies[tally_index(t)].bytes_up += written as u64;
+        self.tallies[tally_index(c)].bytes_up += written as u64;
         if failed {
             return false;
         }
@@ -506,7 +521,7 @@ impl Driver {
                 let Role::Publisher(p) = &mut self.slots[i].role else {
                     continue;
                 };
-                let req = p.request(&payload::encode(stamp, self.size));
+                let req = p.request(&payload::encode_as(self.payload, stamp, self.size));
                 if self.slots[i].link.is_none() {
                     // The server closed an idle keep-alive connection.
                     self.open_link(i, now);

@@ -4,7 +4,7 @@
 use super::{Driver, Role};
 use crate::lab::client::{Client, Counters};
 use crate::lab::measure::Tracker;
-use crate::stats::Transport;
+use crate::lab::Column;
 
 impl Driver {
     fn subscribers(&self) -> impl Iterator<Item = (&Client, &Tracker)> {
@@ -46,12 +46,12 @@ impl Driver {
         self.subscribers().all(|(c, _)| c.is_done())
     }
 
-    /// Subscribers of `t` that have every message so far.
-    pub fn complete_count(&self, t: Transport) -> (usize, usize) {
+    /// Subscribers of column `t` that have every message so far.
+    pub fn complete_count(&self, t: Column) -> (usize, usize) {
         let mut done = 0;
         let mut all = 0;
         for (c, tr) in self.subscribers() {
-            if c.transport() == t {
+            if c.column() == t {
                 all += 1;
                 done += usize::from(tr.distinct >= self.sent);
             }
@@ -59,21 +59,21 @@ impl Driver {
         (done, all)
     }
 
-    /// Sum of the machine counters of the subscribers of `t`.
-    pub fn counters(&self, t: Transport) -> Counters {
+    /// Sum of the machine counters of the subscribers of column `t`.
+    pub fn counters(&self, t: Column) -> Counters {
         let mut sum = Counters::default();
         for (c, _) in self.subscribers() {
-            if c.transport() == t {
+            if c.column() == t {
                 sum.add(c.counters());
             }
         }
         sum
     }
 
-    /// Messages the subscribers of `t` never received, summed.
-    pub fn lost(&self, t: Transport) -> u64 {
+    /// Messages the subscribers of column `t` never received, summed.
+    pub fn lost(&self, t: Column) -> u64 {
         self.subscribers()
-            .filter(|(c, _)| c.transport() == t)
+            .filter(|(c, _)| c.column() == t)
             .map(|(_, tr)| self.sent.saturating_sub(tr.distinct))
             .sum()
     }
