@@ -195,7 +195,9 @@ struct ServeArgs {
     #[arg(long, default_value = "16MiB", value_parser = positive_size)]
     ws_max_message: usize,
     /// WebSocket compression (RFC 7692 permessage-deflate): on or off.
-    #[arg(long, default_value = "on", value_parser = on_off)]
+    // `Set`: a `bool` field is otherwise a value-less flag (clap's
+    // `SetTrue`), and `--ws-deflate off` would be refused.
+    #[arg(long, default_value = "on", value_parser = on_off, action = clap::ArgAction::Set)]
     ws_deflate: bool,
     /// Messages smaller than this go uncompressed on compressed WebSockets.
     #[arg(long, default_value = "128", value_parser = size)]

@@ -150,6 +150,43 @@ fn options_before_serve_are_honoured() {
     stop(child);
 }
 
+/// The `Sec-WebSocket-Extensions` of the `101` to an offer of
+/// permessage-deflate, if any.
+fn deflate_answer(addr: &str) -> Option<String> {
+    let mut c = connect(addr);
+    c.write_all(
+        b"GET /ws?topic=d HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+          Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        std::io::Read::read_exact(&mut c, &mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    head.lines()
+        .find_map(|l| l.strip_prefix("Sec-WebSocket-Extensions: "))
+        .map(str::to_string)
+}
+
+/// `--ws-deflate on|off` takes its value (it was a value-less flag that
+/// refused `off`).
+#[test]
+fn ws_deflate_is_switched_on_and_off_from_the_command_line() {
+    for (value, agreed) in [(None, true), (Some("on"), true), (Some("off"), false)] {
+        let args: Vec<&str> = value.map_or(vec![], |v| vec!["--ws-deflate", v]);
+        let (child, addr) = spawn(&args);
+        let answer = deflate_answer(&addr);
+        assert_eq!(answer.is_some(), agreed, "{value:?}: {answer:?}");
+        stop(child);
+    }
+    assert!(refused(&["--ws-deflate", "maybe"]).contains("on or off"));
+}
+
 /// `:0` and `localhost:0` pick a free loopback port.
 #[test]
 fn an_address_without_a_host_or_with_localhost_listens_on_loopback() {
