@@ -60,4 +60,10 @@ wss.on('connection', (ws, req) => {
   ws.on('close', () => topics.get(topic).delete(ws));
   ws.on('message', () => {}); // subscribers only listen
 });
+// One publisher keeps one connection and pipelines its POSTs; while 10,000
+// subscribers are compressed for, the loop is busy for seconds, and Node's
+// HTTP timers (keep-alive 5 s, headers 60 s, request 300 s) would close it.
+server.keepAliveTimeout = 0;
+server.headersTimeout = 0;
+server.requestTimeout = 0;
 server.listen(port, '127.0.0.1', () => console.log(`listening on 127.0.0.1:${port}`));

@@ -8,7 +8,8 @@
 //! delivery counted once, over the time from the first publish to the last
 //! delivery; latency is the delivery time minus the publish time written in
 //! the message; lost is what live subscribers should have received and did
-//! not by the end (10 s after the last publish at most).
+//! not by the end (10 s after the last publish at most; `--give-up S` for S
+//! seconds).
 //!
 //! `--deflate 1` (WebSocket): subscribers offer permessage-deflate and
 //! inflate every compressed frame (`deflate.rs`); `--body json` publishes a
@@ -18,6 +19,12 @@
 //! `wire_bytes_per_delivery` is what the subscriber sockets read (frame
 //! headers and payloads, the TCP stream's bytes) from the first publish on,
 //! divided by the deliveries.
+//!
+//! `--warmup K`: K messages are published one at a time before the measured
+//! phase, each until every subscriber has it (or 120 s); none of them is
+//! counted, and the server's CPU time starts after them. A server that sets
+//! up per-connection state on a connection's first message (Node `ws`
+//! creates a zlib stream per socket) is then measured in its steady state.
 //!
 //! `--messages 1 --transport longpoll` is the long-poll release test: every
 //! subscriber parks a request, then one publish releases them all, and
@@ -32,8 +39,12 @@ use crate::deflate::{self, Inflate};
 use crate::net::{self, now_us, Io, Read_, Samples, WsReader};
 use crate::{json, subscribe_request, Args, Server, Transport};
 
-/// A message older than this no longer holds the window open.
+/// A message older than this no longer holds the window open (`--give-up`
+/// seconds changes it).
 const GIVE_UP_US: u64 = 10_000_000;
+
+/// How long a warm-up message may take to reach everyone.
+const WARMUP_GIVE_UP_US: u64 = 120_000_000;
 
 #[derive(PartialEq, Eq, Clone, Copy)]
 enum Phase {
@@ -56,6 +67,8 @@ struct Sub {
 }
 
 struct Counters {
+    /// Messages up to this one are the warm-up's: tracked, not counted.
+    warmup: u64,
     deliveries: u64,
     dup_or_old: u64,
     first_pub: u64,
@@ -73,6 +86,9 @@ impl Counters {
         }
         sub.last_seq = seq;
         self.counts[seq as usize - 1] += 1;
+        if seq <= self.warmup {
+            return;
+        }
         self.deliveries += 1;
         self.last_delivery = now;
         self.latency.add(now.saturating_sub(at));
@@ -141,6 +157,7 @@ pub fn run(args: &Args) -> String {
     let mut plain_frames = 0u64;
     let mut corrupt = 0u64;
     let mut wire_bytes_at_start: Option<u64> = None;
+    let mut frames_at_start = (0u64, 0u64, 0u64);
     let pub_path = match server {
         Server::Pushlab | Server::Node => format!("/publish?topic={topic}"),
         Server::Nchan => format!("/pub?id={topic}"),
@@ -172,7 +189,10 @@ pub fn run(args: &Args) -> String {
     let mut connecting = 0;
     let mut ready = 0; // subscribed (stream open or request parked)
     let mut dead = 0;
+    let warmup = args.num("warmup", 0.0) as u64;
+    let give_up_us = (args.num("give-up", GIVE_UP_US as f64 / 1e6) * 1e6) as u64;
     let mut c = Counters {
+        warmup,
         deliveries: 0,
         dup_or_old: 0,
         first_pub: 0,
@@ -221,34 +241,45 @@ pub fn run(args: &Args) -> String {
                 .expect("register");
             publisher = Some(io);
         }
-        if let Some(from) = publishing_from {
-            if now >= from && end == u64::MAX {
-                end = now + (duration * 1e6) as u64;
-            }
-        }
         // Advance the completed prefix.
         let alive = (ready - dead.min(ready)) as u32;
         while done_upto < published {
             let i = done_upto as usize;
-            if c.counts[i] >= alive || now - c.pub_times[i] > GIVE_UP_US {
+            let give_up = if done_upto < warmup {
+                WARMUP_GIVE_UP_US
+            } else {
+                give_up_us
+            };
+            if c.counts[i] >= alive || now - c.pub_times[i] > give_up {
                 done_upto += 1;
             } else {
                 break;
             }
         }
+        // The measured phase starts once the warm-up messages (if any) have
+        // reached every subscriber.
+        if end == u64::MAX
+            && publishing_from.is_some_and(|t| now >= t)
+            && published >= warmup
+            && done_upto >= warmup
+            && (warmup == 0 || publisher_up)
+        {
+            // The server's CPU time and syscalls count from here.
+            meter = net::ServerMeter::start(pid);
+            wire_bytes_at_start = Some(subs.iter().flat_map(|s| &s.io).map(|io| io.bytes_in).sum());
+            frames_at_start = (compressed_frames, plain_frames, corrupt);
+            end = now_us() + (duration * 1e6) as u64;
+        }
+        let measuring = end != u64::MAX;
+        let in_flight = if measuring { window } else { 1 };
         let may_publish = publishing_from.is_some_and(|t| now >= t)
             && now < end
-            && published < max_messages
+            && (measuring || published < warmup)
+            && published < max_messages + warmup
             && publisher_up
             && publisher.as_ref().is_some_and(Io::is_flushed)
-            && published - done_upto < window;
+            && published - done_upto < in_flight;
         if may_publish {
-            if published == 0 {
-                // The server's CPU time and syscalls count from here.
-                meter = net::ServerMeter::start(pid);
-                wire_bytes_at_start =
-                    Some(subs.iter().flat_map(|s| &s.io).map(|io| io.bytes_in).sum());
-            }
             let now = now_us();
             let seq = published + 1;
             let body = deflate::body(json_body, seq, now, size);
@@ -260,7 +291,7 @@ pub fn run(args: &Args) -> String {
             req.extend_from_slice(&body);
             c.counts.push(0);
             c.pub_times.push(now);
-            if c.first_pub == 0 {
+            if c.first_pub == 0 && seq > warmup {
                 c.first_pub = now;
             }
             published = seq;
@@ -268,9 +299,9 @@ pub fn run(args: &Args) -> String {
             let publisher = publisher.as_mut().expect("connected");
             publisher.send(&req).expect("publish");
         }
-        let finished = published > 0
-            && (now >= end || published >= max_messages)
-            && (done_upto == published || now > c.pub_times[published as usize - 1] + GIVE_UP_US);
+        let finished = published > warmup
+            && (now >= end || published >= max_messages + warmup)
+            && (done_upto == published || now > c.pub_times[published as usize - 1] + give_up_us);
         if finished {
             metered = meter.take().map_or((0.0, None), net::ServerMeter::stop);
             break;
@@ -449,7 +480,10 @@ pub fn run(args: &Args) -> String {
         - wire_bytes_at_start.unwrap_or(0);
     let body_bytes = deflate::body(json_body, 1, 1_000_000, size).len();
     let secs = (c.last_delivery.max(c.first_pub + 1) - c.first_pub) as f64 / 1e6;
-    let expected = published * ready as u64;
+    let expected = (published - warmup.min(published)) * ready as u64;
+    let compressed_frames = compressed_frames - frames_at_start.0;
+    let plain_frames = plain_frames - frames_at_start.1;
+    let corrupt = corrupt - frames_at_start.2;
     let lost = expected.saturating_sub(c.deliveries);
     let last_us = c.last_delivery.saturating_sub(c.first_pub);
     let (p50, p99, max) = c.latency.summary();
@@ -479,6 +513,7 @@ pub fn run(args: &Args) -> String {
             format!("{:.1}", wire_bytes as f64 / c.deliveries.max(1) as f64),
         ),
         ("window", window.to_string()),
+        ("warmup", warmup.to_string()),
         ("published", published.to_string()),
         ("publish_errors", publish_errors.to_string()),
         ("publish_unanswered", pub_outstanding.to_string()),
