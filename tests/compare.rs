@@ -147,6 +147,10 @@ fn a_running_server_can_be_measured_by_url() {
         .collect();
     assert_eq!(ws.len(), 2);
     assert!(ws[1].deflate && ws[1].deflate_declined == 0);
+    assert!(
+        report.to_table().contains("--payload json"),
+        "the padding flatters compression"
+    );
 }
 
 /// A realistic JSON message (a dashboard update, `--payload json`) over
@@ -185,6 +189,7 @@ fn compressed_websocket_carries_a_json_update_in_fewer_bytes_and_loses_nothing()
     assert_eq!(v["transports"]["ws_deflate"]["name"], "WebSocket + deflate");
     assert_eq!(v["transports"]["ws_deflate"]["lost"], 0);
     assert!(report.to_table().contains("WebSocket + deflate"));
+    assert!(!report.to_table().contains("--payload json"));
     let svg = lab::svg::render(&report);
     assert!(svg.contains("WebSocket + deflate"));
 }

@@ -339,6 +339,13 @@ impl Report {
                 row.compressed,
                 row.received
             ));
+            if self.settings.payload == payload::Kind::Padding {
+                notes.push(format!(
+                    "{}: the padded data (`x` repeated) compresses far better than real \
+                     messages; `--payload json` measures a realistic one",
+                    row.name()
+                ));
+            }
         }
         if self.settings.target.is_none() {
             if let Some(b) = self.baseline_cpu {
