@@ -756,6 +756,14 @@ impl Session {
 
     /// Parses and answers as many complete requests as `input` holds.
     fn process_input(&mut self, ctx: &mut Ctx) {
+        // The common call: a subscriber's output was written out and it
+        // has sent nothing (every flush of a fan-out comes here).
+        if self.input.is_empty()
+            && !self.peer_eof
+            && !matches!(self.state, State::Head { .. } | State::Body { .. })
+        {
+            return;
+        }
         let mut held_back = false;
         while self.lifecycle == Lifecycle::Open {
             // Back-pressure: a client that pipelines requests but does not
