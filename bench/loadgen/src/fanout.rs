@@ -10,6 +10,18 @@
 //! the message; lost is what live subscribers should have received and did
 //! not by the end (10 s after the last publish at most).
 //!
+//! Scale-out (bench/scaleout.py): `--sub-addrs A,B` spreads the subscribers
+//! over several servers (subscriber `i` on address `i mod k`) while the
+//! publisher posts to `--addr`; the latency of each address's deliveries is
+//! reported apart (`p50_us_0`, `p99_us_1`, …), so "delivered on the other
+//! node" is a column of its own. `--rate R` paces the publishes at R per
+//! second instead of pipelining them as fast as the window allows, and
+//! `--pids P,Q` adds each process's CPU seconds over the measured phase
+//! (`cpu_s_0`, `cpu_s_1`, … from `/proc/PID/stat`). `--publishers K` posts
+//! over K keep-alive connections in turn instead of one: a server answers
+//! pipelined requests in order, so one connection whose publish waits for a
+//! shared log (Redis) has one publish at a time in that log.
+//!
 //! `--messages 1 --transport longpoll` is the long-poll release test: every
 //! subscriber parks a request, then one publish releases them all, and
 //! `last_us` is the time from sending the publish to the last response read.
@@ -50,12 +62,14 @@ struct Counters {
     first_pub: u64,
     last_delivery: u64,
     latency: Samples,
+    /// Latency of the deliveries to each `--sub-addrs` address.
+    latency_by_addr: Vec<Samples>,
     counts: Vec<u32>,
     pub_times: Vec<u64>,
 }
 
 impl Counters {
-    fn deliver(&mut self, sub: &mut Sub, seq: u64, at: u64, now: u64) {
+    fn deliver(&mut self, sub: &mut Sub, group: usize, seq: u64, at: u64, now: u64) {
         if seq <= sub.last_seq || seq == 0 || seq as usize > self.counts.len() {
             self.dup_or_old += 1;
             return;
@@ -65,6 +79,7 @@ impl Counters {
         self.deliveries += 1;
         self.last_delivery = now;
         self.latency.add(now.saturating_sub(at));
+        self.latency_by_addr[group].add(now.saturating_sub(at));
     }
 }
 
@@ -113,6 +128,22 @@ pub fn run(args: &Args) -> String {
     let reissue = args.num("reissue", 1.0) != 0.0;
     let max_connecting = args.num("ramp", 256.0) as usize;
     let topic = args.str("topic", &format!("bench{}", std::process::id()));
+    let sub_addrs: Vec<std::net::SocketAddr> = match args.str("sub-addrs", "").as_str() {
+        "" => vec![addr],
+        list => list
+            .split(',')
+            .map(|a| a.parse().expect("--sub-addrs host:port,host:port"))
+            .collect(),
+    };
+    // Paced publishing: the k-th publish is due `k / rate` seconds after the first.
+    let rate = args.num("rate", 0.0);
+    let pids: Vec<u32> = args
+        .str("pids", "")
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().expect("--pids P,Q"))
+        .collect();
+    let mut pids_cpu0 = vec![0.0; pids.len()];
     let request = subscribe_request(server, transport, &topic);
     let pub_path = match server {
         Server::Pushlab => format!("/publish?topic={topic}"),
@@ -130,12 +161,13 @@ pub fn run(args: &Args) -> String {
             parked: false,
         })
         .collect();
-    let pub_token = Token(n);
+    // Publisher `j` has token `n + j`.
+    let n_pub = args.num("publishers", 1.0).max(1.0) as usize;
     // Connected once every subscriber is: a connection that says nothing
     // for long is rightly closed by the server (pushlab: 408 after
     // --head-timeout), and setting up 10,000 subscribers takes a while.
-    let mut publisher: Option<Io> = None;
-    let mut publisher_up = false;
+    let mut publishers: Vec<Io> = Vec::new();
+    let mut publisher_up = vec![false; n_pub];
     // Publishes are pipelined on the keep-alive connection: the window, not
     // the round trip of each POST, limits how many are in flight.
     let mut pub_outstanding = 0u64;
@@ -151,6 +183,7 @@ pub fn run(args: &Args) -> String {
         first_pub: 0,
         last_delivery: 0,
         latency: Samples::default(),
+        latency_by_addr: sub_addrs.iter().map(|_| Samples::default()).collect(),
         counts: Vec::new(),
         pub_times: Vec::new(),
     };
@@ -170,7 +203,7 @@ pub fn run(args: &Args) -> String {
         while next_connect < n && connecting < max_connecting {
             let i = next_connect;
             next_connect += 1;
-            let mut sock = net::connect(addr, i + 1).expect("connect");
+            let mut sock = net::connect(sub_addrs[i % sub_addrs.len()], i + 1).expect("connect");
             poll.registry()
                 .register(&mut sock, Token(i), Interest::READABLE | Interest::WRITABLE)
                 .expect("register");
@@ -183,16 +216,18 @@ pub fn run(args: &Args) -> String {
         }
         let publishing_from = all_ready_at.map(|t| t + (settle * 1e6) as u64);
         // Connect 100 ms before the first publish.
-        if publishing_from.is_some_and(|t| now + 100_000 >= t) && publisher.is_none() {
-            let mut io = Io::new(net::connect(addr, 0).expect("connect publisher"));
-            poll.registry()
-                .register(
-                    &mut io.sock,
-                    pub_token,
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .expect("register");
-            publisher = Some(io);
+        if publishing_from.is_some_and(|t| now + 100_000 >= t) && publishers.is_empty() {
+            for j in 0..n_pub {
+                let mut io = Io::new(net::connect(addr, 0).expect("connect publisher"));
+                poll.registry()
+                    .register(
+                        &mut io.sock,
+                        Token(n + j),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )
+                    .expect("register");
+                publishers.push(io);
+            }
         }
         if let Some(from) = publishing_from {
             if now >= from && end == u64::MAX {
@@ -212,13 +247,17 @@ pub fn run(args: &Args) -> String {
         let may_publish = publishing_from.is_some_and(|t| now >= t)
             && now < end
             && published < max_messages
-            && publisher_up
-            && publisher.as_ref().is_some_and(Io::is_flushed)
-            && published - done_upto < window;
+            && publisher_up.iter().all(|&up| up)
+            && publishers[published as usize % n_pub].is_flushed()
+            && published - done_upto < window
+            && (rate <= 0.0 || now >= c.first_pub + (published as f64 * 1e6 / rate) as u64);
         if may_publish {
             if published == 0 {
                 // The server's CPU time and syscalls count from here.
                 meter = net::ServerMeter::start(pid);
+                for (cpu0, &p) in pids_cpu0.iter_mut().zip(&pids) {
+                    *cpu0 = net::cpu_seconds(p);
+                }
             }
             let now = now_us();
             let seq = published + 1;
@@ -234,9 +273,9 @@ pub fn run(args: &Args) -> String {
             if c.first_pub == 0 {
                 c.first_pub = now;
             }
+            let publisher = &mut publishers[published as usize % n_pub];
             published = seq;
             pub_outstanding += 1;
-            let publisher = publisher.as_mut().expect("connected");
             publisher.send(&req).expect("publish");
         }
         let finished = published > 0
@@ -244,19 +283,23 @@ pub fn run(args: &Args) -> String {
             && (done_upto == published || now > c.pub_times[published as usize - 1] + GIVE_UP_US);
         if finished {
             metered = meter.take().map_or((0.0, None), net::ServerMeter::stop);
+            for (cpu0, &p) in pids_cpu0.iter_mut().zip(&pids) {
+                *cpu0 = net::cpu_seconds(p) - *cpu0;
+            }
             break;
         }
         poll.poll(&mut events, Some(Duration::from_millis(1)))
             .expect("poll");
         let now = now_us();
         for ev in events.iter() {
-            if ev.token() == pub_token {
-                let Some(publisher) = publisher.as_mut() else {
+            if ev.token().0 >= n {
+                let j = ev.token().0 - n;
+                let Some(publisher) = publishers.get_mut(j) else {
                     continue;
                 };
                 if ev.is_writable() {
-                    publisher_up = publisher.sock.peer_addr().is_ok();
-                    assert!(publisher_up, "the publisher could not connect");
+                    publisher_up[j] = publisher.sock.peer_addr().is_ok();
+                    assert!(publisher_up[j], "the publisher could not connect");
                     publisher.flush().expect("publisher write");
                 }
                 if ev.is_readable() {
@@ -345,7 +388,7 @@ pub fn run(args: &Args) -> String {
                         };
                         io.consume(used);
                         for &(seq, at) in found[..k].iter().chain(&overflow) {
-                            c.deliver(sub, seq, at, now);
+                            c.deliver(sub, i % sub_addrs.len(), seq, at, now);
                         }
                     }
                 }
@@ -369,7 +412,7 @@ pub fn run(args: &Args) -> String {
                         reissued += 1;
                     }
                     for (seq, at) in found {
-                        c.deliver(sub, seq, at, now);
+                        c.deliver(sub, i % sub_addrs.len(), seq, at, now);
                     }
                 }
             }
@@ -389,7 +432,27 @@ pub fn run(args: &Args) -> String {
         Transport::Ws => "ws",
         Transport::LongPoll => "longpoll",
     };
-    json(&[
+    let mut extra = Vec::new();
+    if rate > 0.0 {
+        extra.push(("rate".to_string(), format!("{rate}")));
+    }
+    if n_pub > 1 {
+        extra.push(("publishers".to_string(), n_pub.to_string()));
+    }
+    if sub_addrs.len() > 1 {
+        for (k, samples) in c.latency_by_addr.iter_mut().enumerate() {
+            let n = samples.0.len();
+            let (p50, p99, max) = samples.summary();
+            extra.push((format!("deliveries_{k}"), n.to_string()));
+            extra.push((format!("p50_us_{k}"), p50.to_string()));
+            extra.push((format!("p99_us_{k}"), p99.to_string()));
+            extra.push((format!("max_us_{k}"), max.to_string()));
+        }
+    }
+    for (k, cpu) in pids_cpu0.iter().enumerate() {
+        extra.push((format!("cpu_s_{k}"), format!("{cpu:.3}")));
+    }
+    let mut pairs = vec![
         ("mode", "fanout".into()),
         ("label", args.str("label", "")),
         ("server", format!("{server:?}").to_lowercase()),
@@ -420,5 +483,7 @@ pub fn run(args: &Args) -> String {
             "server_syscalls",
             metered.1.map_or("-1".into(), |n: u64| n.to_string()),
         ),
-    ])
+    ];
+    pairs.extend(extra.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    json(&pairs)
 }
