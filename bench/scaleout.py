@@ -43,6 +43,8 @@ RELEASE = os.path.join(TARGET, "release")
 WORK = os.path.join(TARGET, "bench", "scaleout")
 NCHAN_SO = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 SERVER_CORE, LOAD_CORE = "0", "1"
+# `--pushlab PATH` replaces it (an A/B of two builds).
+PUSHLAB_BIN = [os.path.join(RELEASE, "pushlab")]
 PUSHLAB_FLAGS = ["--max-connections", "200000", "--max-connections-per-ip", "200000",
                  "--heartbeat", "10m", "--ws-ping", "10m", "--idle-timeout", "10m",
                  "--long-poll-max", "10m"]
@@ -172,7 +174,7 @@ class Pushlab(Proc):
     """A pushlab node; with `redis_port`, on that Redis."""
 
     def __init__(self, name, redis_port=None, prefix="bench:", extra=()):
-        cmd = [os.path.join(RELEASE, "pushlab"), "serve", "--addr", "127.0.0.1:0"] + PUSHLAB_FLAGS
+        cmd = [PUSHLAB_BIN[0], "serve", "--addr", "127.0.0.1:0"] + PUSHLAB_FLAGS
         if redis_port:
             cmd += ["--redis", f"redis://127.0.0.1:{redis_port}", "--redis-prefix", prefix]
         super().__init__(name, cmd + list(extra))
@@ -262,8 +264,8 @@ def t_fanout(a, R, redis):
     # requests in order, so a publish that waits for Redis holds the ones
     # behind it on its connection — with one connection, one message at a
     # time is in Redis whatever the window.
-    for conns in (1, a.window):
-        for kind in ("pushlab", "nchan"):
+    for conns in a.conns or (1, a.window):
+        for kind in a.servers:
             fanout_run(a, R, redis, kind, conns)
 
 
@@ -286,7 +288,7 @@ def fanout_run(a, R, redis, kind, conns):
 
 
 def t_latency(a, R, redis):
-    for kind in ("pushlab", "nchan"):
+    for kind in a.servers:
         nodes, pids = pairs(redis, kind)
         try:
             R[("latency", kind)] = loadgen(
@@ -442,8 +444,13 @@ def main():
     ap.add_argument("--rate", type=float, default=1000, help="publishes per second (latency)")
     ap.add_argument("--latency-subs", type=int, default=10, help="SSE subscribers per node (latency)")
     ap.add_argument("--kept", type=int, default=100000, help="--history of the publish node")
+    ap.add_argument("--servers", nargs="*", default=["pushlab", "nchan"])
+    ap.add_argument("--conns", nargs="*", type=int, help="publishing connections (fanout; default 1 and --window)")
+    ap.add_argument("--pushlab", help="the pushlab binary (default: the release build)")
     ap.add_argument("--no-install", action="store_true")
     a = ap.parse_args()
+    if a.pushlab:
+        PUSHLAB_BIN[0] = os.path.abspath(a.pushlab)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     ensure_installed(build=not a.no_install)
