@@ -260,10 +260,10 @@ def pairs(redis, kind):
 
 
 def t_fanout(a, R, redis):
-    # One publishing connection, then W: both servers answer pipelined
-    # requests in order, so a publish that waits for Redis holds the ones
-    # behind it on its connection — with one connection, one message at a
-    # time is in Redis whatever the window.
+    # One publishing connection (the load generator sends one publish per
+    # turn of its loop: the server sees them one by one), then W
+    # connections (what the window allows leaves together, as a busy
+    # publisher's would).
     for conns in a.conns or (1, a.window):
         for kind in a.servers:
             fanout_run(a, R, redis, kind, conns)

@@ -18,9 +18,9 @@
 //! second instead of pipelining them as fast as the window allows, and
 //! `--pids P,Q` adds each process's CPU seconds over the measured phase
 //! (`cpu_s_0`, `cpu_s_1`, … from `/proc/PID/stat`). `--publishers K` posts
-//! over K keep-alive connections in turn instead of one: a server answers
-//! pipelined requests in order, so one connection whose publish waits for a
-//! shared log (Redis) has one publish at a time in that log.
+//! over K keep-alive connections in turn instead of one, up to one publish
+//! per connection per loop turn, so what the window allows leaves together
+//! as a busy publisher's would (with one connection, one per turn).
 //!
 //! `--messages 1 --transport longpoll` is the long-poll release test: every
 //! subscriber parks a request, then one publish releases them all, and
