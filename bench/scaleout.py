@@ -288,6 +288,16 @@ def fanout_run(a, R, redis, kind, conns):
 
 
 def t_latency(a, R, redis):
+    # The control: one node with the in-memory log, the same subscribers
+    # and rate — what the machine alone adds to the tail latency.
+    node = Pushlab("pushlab-latency-memory")
+    try:
+        R[("latency", "memory")] = loadgen(
+            "fanout", a.duration + 60, addr=f"127.0.0.1:{node.port}", server="pushlab",
+            transport="sse", subs=2 * a.latency_subs, duration=a.duration, rate=a.rate,
+            window=100000, size=a.size, pids=node.pid, topic=f"latm{os.getpid()}", label="memory")
+    finally:
+        node.stop()
     for kind in a.servers:
         nodes, pids = pairs(redis, kind)
         try:
@@ -394,16 +404,22 @@ def report(R, meta):
                   "| server | same node p50 / p99 / max ms | **other node** p50 / p99 / max ms | "
                   "lost | published | node 1 + node 2 CPU s | Redis CPU s |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for kind in ("pushlab", "nchan"):
-            r = R.get(("latency", kind))
-            if not r or "error" in r:
-                lines.append(f"| {kind} | failed: {r.get('error') if r else 'not run'} | | | | | |")
+        for kind in [k for k in ("pushlab", "nchan") if ("latency", k) in R]:
+            r = R[("latency", kind)]
+            if "error" in r:
+                lines.append(f"| {kind} | failed: {r['error']} | | | | | |")
                 continue
             lines.append(
                 f"| {kind} | {ms(num(r, 'p50_us_0'))} / {ms(num(r, 'p99_us_0'))} / {ms(num(r, 'max_us_0'))} | "
                 f"{ms(num(r, 'p50_us_1'))} / {ms(num(r, 'p99_us_1'))} / {ms(num(r, 'max_us_1'))} | "
                 f"{int(num(r, 'lost'))} | {int(num(r, 'published'))} | "
                 f"{num(r, 'cpu_s_0'):.2f} + {num(r, 'cpu_s_1'):.2f} | {num(r, 'cpu_s_2'):.2f} |")
+        m = R.get(("latency", "memory"))
+        if m and "error" not in m:
+            lines += ["", f"The control, one pushlab node with the in-memory log and all "
+                          f"{2 * meta['latency_subs']} subscribers, same rate: p50 / p99 / max "
+                          f"{ms(num(m, 'p50_us'))} / {ms(num(m, 'p99_us'))} / {ms(num(m, 'max_us'))} ms, "
+                          f"lost {int(num(m, 'lost'))}, node CPU {num(m, 'cpu_s_0'):.2f} s."]
         lines.append("")
     if ("publish", "redis", 1) in R:
         lines += [f"### Publish throughput, one node: 64 connections, D publishes in flight each, "
