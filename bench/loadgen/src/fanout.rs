@@ -257,33 +257,31 @@ pub fn run(args: &Args) -> String {
             if !may_publish {
                 break;
             }
-            {
-                if published == 0 {
-                    // The server's CPU time and syscalls count from here.
-                    meter = net::ServerMeter::start(pid);
-                    for (cpu0, &p) in pids_cpu0.iter_mut().zip(&pids) {
-                        *cpu0 = net::cpu_seconds(p);
-                    }
+            if published == 0 {
+                // The server's CPU time and syscalls count from here.
+                meter = net::ServerMeter::start(pid);
+                for (cpu0, &p) in pids_cpu0.iter_mut().zip(&pids) {
+                    *cpu0 = net::cpu_seconds(p);
                 }
-                let now = now_us();
-                let seq = published + 1;
-                let body = net::message_body(seq, now, size);
-                let mut req = format!(
-                    "POST {pub_path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                )
-                .into_bytes();
-                req.extend_from_slice(&body);
-                c.counts.push(0);
-                c.pub_times.push(now);
-                if c.first_pub == 0 {
-                    c.first_pub = now;
-                }
-                let publisher = &mut publishers[published as usize % n_pub];
-                published = seq;
-                pub_outstanding += 1;
-                publisher.send(&req).expect("publish");
             }
+            let now = now_us();
+            let seq = published + 1;
+            let body = net::message_body(seq, now, size);
+            let mut req = format!(
+                "POST {pub_path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            req.extend_from_slice(&body);
+            c.counts.push(0);
+            c.pub_times.push(now);
+            if c.first_pub == 0 {
+                c.first_pub = now;
+            }
+            let publisher = &mut publishers[published as usize % n_pub];
+            published = seq;
+            pub_outstanding += 1;
+            publisher.send(&req).expect("publish");
         }
         let finished = published > 0
             && (now >= end || published >= max_messages)
