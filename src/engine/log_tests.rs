@@ -313,3 +313,160 @@ fn messages_committed_together_reach_subscribers_in_id_order() {
     let two = stream.find("id: e1-2\n").expect("e1-2 delivered");
     assert!(one < two, "{stream}");
 }
+
+/// The answers' ids in `out`, in order, and the statuses of every answer.
+fn answers(out: &str) -> (Vec<String>, Vec<String>) {
+    let ids = out
+        .match_indices("\"id\":\"")
+        .map(|(at, m)| {
+            let rest = &out[at + m.len()..];
+            rest[..rest.find('"').unwrap()].to_string()
+        })
+        .collect();
+    let statuses = out
+        .match_indices("HTTP/1.1 ")
+        .map(|(at, m)| out[at + m.len()..at + m.len() + 3].to_string())
+        .collect();
+    (ids, statuses)
+}
+
+#[test]
+fn publishes_pipelined_behind_a_publish_are_appended_at_once_and_answered_in_order() {
+    let mut engine = engine();
+    let mut io = Sink::default();
+    let poll = "GET /poll?topic=a&since=0 HTTP/1.1\r\nHost: t\r\n\r\n";
+    let conn = open(
+        &mut engine,
+        &mut io,
+        &format!("{PUBLISH}{PUBLISH}{PUBLISH}{poll}"),
+    );
+    // All three wait for one commit (a disk's group commit, one Redis round
+    // trip), not one commit each; the poll waits behind them.
+    assert_eq!(engine.hub().usage().pending, 3);
+    assert_eq!(text(&io, conn), "");
+    engine.handle_log_event(T0, synced(2), &mut io);
+    engine.end_turn(T0, &mut io);
+    let (ids, statuses) = answers(&text(&io, conn));
+    assert_eq!(
+        (ids, statuses),
+        (
+            vec!["e1-1".into(), "e1-2".into()],
+            vec!["200".into(), "200".into()]
+        )
+    );
+    engine.handle_log_event(T0, synced(3), &mut io);
+    engine.end_turn(T0, &mut io);
+    let out = text(&io, conn);
+    let (ids, statuses) = answers(&out);
+    assert_eq!(statuses, ["200", "200", "200", "200"], "{out}");
+    // The three publishes' ids, then the poll's three messages.
+    assert_eq!(
+        ids,
+        ["e1-1", "e1-2", "e1-3", "e1-1", "e1-2", "e1-3"],
+        "{out}"
+    );
+    assert_eq!(engine.stats().messages_published, 3);
+}
+
+#[test]
+fn a_pipelined_publish_that_would_be_refused_waits_its_turn() {
+    let mut engine = engine();
+    let mut io = Sink::default();
+    // Not UTF-8 and not sent as bytes: 400, and the connection goes on.
+    let mut bad =
+        b"POST /publish?topic=a HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n\xff\xfe".to_vec();
+    bad.extend_from_slice(PUBLISH.as_bytes());
+    let conn = open(&mut engine, &mut io, PUBLISH);
+    engine.handle_read(T0, conn, &bad, false, &mut io);
+    assert_eq!(
+        engine.hub().usage().pending,
+        1,
+        "nothing taken past the refusal"
+    );
+    engine.handle_log_event(T0, synced(1), &mut io);
+    engine.end_turn(T0, &mut io);
+    let (_, statuses) = answers(&text(&io, conn));
+    assert_eq!(statuses, ["200", "400"]);
+    assert_eq!(
+        engine.hub().usage().pending,
+        1,
+        "the third is appended after"
+    );
+    engine.handle_log_event(T0, synced(2), &mut io);
+    engine.end_turn(T0, &mut io);
+    let (ids, statuses) = answers(&text(&io, conn));
+    assert_eq!(
+        (ids, statuses),
+        (
+            vec!["e1-1".into(), "e1-2".into()],
+            vec!["200".into(), "400".into(), "200".into()]
+        )
+    );
+}
+
+#[test]
+fn nothing_is_taken_past_a_publish_that_closes_the_connection() {
+    let mut engine = engine();
+    let mut io = Sink::default();
+    let last = "POST /publish?topic=a HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi";
+    let conn = open(&mut engine, &mut io, &format!("{PUBLISH}{last}{PUBLISH}"));
+    assert_eq!(engine.hub().usage().pending, 2);
+    engine.handle_log_event(T0, synced(2), &mut io);
+    engine.end_turn(T0, &mut io);
+    let out = text(&io, conn);
+    let (ids, _) = answers(&out);
+    assert_eq!(ids, ["e1-1", "e1-2"], "{out}");
+    assert!(out.contains("Connection: close\r\n"), "{out}");
+    assert_eq!(
+        engine.hub().usage().pending,
+        0,
+        "the request after it is never read"
+    );
+}
+
+#[test]
+fn pipelined_publishes_waiting_together_stay_within_the_pipelining_bound() {
+    let mut engine = engine();
+    let mut io = Sink::default();
+    let body = "x".repeat(crate::config::MAX_PIPELINED_BYTES / 2 - 100);
+    let publish = format!(
+        "POST /publish?topic=a HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let conn = open(&mut engine, &mut io, &publish.repeat(3));
+    assert_eq!(engine.hub().usage().pending, 2, "a third would pass 64 KiB");
+    engine.handle_log_event(T0, synced(1), &mut io);
+    engine.end_turn(T0, &mut io);
+    assert_eq!(
+        engine.hub().usage().pending,
+        2,
+        "room for the third once the first is answered"
+    );
+    engine.handle_log_event(T0, synced(3), &mut io);
+    engine.end_turn(T0, &mut io);
+    let (ids, _) = answers(&text(&io, conn));
+    assert_eq!(ids, ["e1-1", "e1-2", "e1-3"]);
+}
+
+#[test]
+fn a_failure_answers_every_pipelined_publish_in_order() {
+    let mut engine = engine();
+    let mut io = Sink::default();
+    let conn = open(&mut engine, &mut io, &PUBLISH.repeat(3));
+    assert_eq!(engine.hub().usage().pending, 3);
+    engine.handle_log_event(
+        T0,
+        LogEvent::Down {
+            link: 0,
+            why: "disk gone".into(),
+        },
+        &mut io,
+    );
+    engine.end_turn(T0, &mut io);
+    let (ids, statuses) = answers(&text(&io, conn));
+    assert!(ids.is_empty());
+    assert_eq!(statuses, ["503", "503", "503"]);
+    // The connection goes on: a publish after the failure is taken.
+    engine.handle_read(T0, conn, PUBLISH.as_bytes(), false, &mut io);
+    assert_eq!(engine.hub().usage().pending, 1);
+}

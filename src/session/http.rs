@@ -2,6 +2,7 @@
 //! dispatching on the route, the plain endpoints (`/publish`, `/stats`,
 //! `/metrics`, the page) and the response writers every transport uses.
 
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use super::auth;
@@ -9,7 +10,7 @@ use super::cors;
 use super::routing::{route, Route, Routed};
 use super::{Ctx, Lifecycle, Refusal, Session, State};
 use crate::clients;
-use crate::config::MAX_HEAD_BYTES;
+use crate::config::{MAX_HEAD_BYTES, MAX_PIPELINED_BYTES};
 use crate::hub::{encode_binary, HubError, Kind, Message, Ticket};
 use crate::stats::Transport;
 use crate::wire::http1::{
@@ -59,8 +60,64 @@ pub fn is_octet_stream(content_type: Option<&[u8]>) -> bool {
 /// A `POST /publish` whose message waits for the log's commit.
 #[derive(Debug)]
 pub struct Pending {
-    pub(super) ticket: Ticket,
+    ticket: Ticket,
     req: ReqInfo,
+    /// The CORS headers its answer carries.
+    cors: Option<cors::Allowed>,
+    /// The bytes of its message.
+    len: usize,
+}
+
+/// The publishes of a connection waiting for their commits, in request
+/// order: the first one, and those pipelined behind it whose requests were
+/// already whole ([`Session::step_pipelined_publish`]). Their messages
+/// together stay within [`MAX_PIPELINED_BYTES`], the bound on what a
+/// connection may have waiting behind a request that is not answered yet.
+#[derive(Debug)]
+pub struct Publishing {
+    queue: VecDeque<Pending>,
+    bytes: usize,
+}
+
+impl Publishing {
+    fn new(first: Pending) -> Publishing {
+        let bytes = first.len;
+        Publishing {
+            queue: VecDeque::from([first]),
+            bytes,
+        }
+    }
+
+    fn push(&mut self, pending: Pending) {
+        self.bytes += pending.len;
+        self.queue.push_back(pending);
+    }
+
+    fn pop(&mut self) -> Option<Pending> {
+        let pending = self.queue.pop_front()?;
+        self.bytes -= pending.len;
+        Some(pending)
+    }
+
+    /// The ticket whose commit is answered next.
+    pub(super) fn front_ticket(&self) -> Option<Ticket> {
+        self.queue.front().map(|p| p.ticket)
+    }
+
+    /// Publishes still waiting.
+    pub(super) fn len(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// A publish pipelined behind a waiting one, taken without answering
+/// anything (see [`Session::step_pipelined_publish`]).
+struct Pipelined {
+    consumed: usize,
+    head: RequestHead,
+    topic: Rc<str>,
+    kind: Kind,
+    data: String,
 }
 
 impl Session {
@@ -444,10 +501,99 @@ impl Session {
             Ok(ticket) => {
                 // Answered when the message commits, with its id.
                 ctx.appended.push(ticket);
-                self.state = State::Publishing(Pending { ticket, req });
+                let pending = Pending {
+                    ticket,
+                    req,
+                    cors: self.cors.take(),
+                    len: data.len(),
+                };
+                self.state = State::Publishing(Box::new(Publishing::new(pending)));
             }
             Err(e) => self.refuse(e.into(), !req.keep_alive, ctx),
         }
+    }
+
+    /// While publishes wait for their commits: appends the next pipelined
+    /// request too when it is a publish that would be taken as it is — its
+    /// head and body whole in `input`, allowed, its message accepted by the
+    /// log — so that a log committing later (a disk's group commit, a
+    /// Redis round trip) commits a pipelining publisher's messages
+    /// together instead of one per commit. Anything else (another request,
+    /// a refusal to answer, a body still arriving, a chunked body) waits,
+    /// unread, until every publish before it is answered, and is then read
+    /// as usual: answers stay in request order. Returns whether a publish
+    /// was taken.
+    pub(super) fn step_pipelined_publish(&mut self, ctx: &mut Ctx) -> bool {
+        let State::Publishing(publishing) = &self.state else {
+            return false;
+        };
+        let last = publishing.queue.back();
+        if !last.is_some_and(|p| p.req.keep_alive) || (self.behind_proxy && self.client.is_none()) {
+            return false;
+        }
+        let room = MAX_PIPELINED_BYTES.saturating_sub(publishing.bytes);
+        let Some(next) = self.peek_publish(room.min(ctx.config.max_message), ctx) else {
+            return false;
+        };
+        let Ok(ticket) = ctx.hub.append(&next.topic, next.kind, &next.data, ctx.now) else {
+            // Refused by the log: answered in turn by the usual path.
+            return false;
+        };
+        self.input.drain(..next.consumed);
+        let head_len = next.consumed - next.data.len();
+        let (id, t) = (self.serial, self.transport);
+        ctx.trace(id, t, "request", head_len, || "POST /publish".to_string());
+        self.count_request(Transport::Http, ctx);
+        ctx.appended.push(ticket);
+        let pending = Pending {
+            ticket,
+            req: ReqInfo::of(&next.head),
+            cors: cors::allowed_origin(&next.head, &ctx.config.allow_origins),
+            len: next.data.len(),
+        };
+        if let State::Publishing(publishing) = &mut self.state {
+            publishing.push(pending);
+        }
+        true
+    }
+
+    /// The publish at the front of `input`, if it is whole, with a
+    /// `Content-Length` body of at most `limit` bytes, and allowed as it is.
+    /// Consumes nothing.
+    fn peek_publish(&self, limit: usize, ctx: &Ctx) -> Option<Pipelined> {
+        let HeadEnd::Complete(len) = find_head_end(&self.input, 0) else {
+            return None;
+        };
+        if len > MAX_HEAD_BYTES {
+            return None;
+        }
+        let head = parse_head(&self.input[..len]).ok()?;
+        let BodyFraming::ContentLength(body_len) = head.framing else {
+            return None;
+        };
+        let body_len = usize::try_from(body_len).ok()?;
+        if head.expect_continue
+            || body_len > limit
+            || self.input.len() - len < body_len
+            || route(&head.method, head.path()) != Routed::Found(Route::Publish)
+            || !ctx.hub.log().is_ready()
+        {
+            return None;
+        }
+        let topic = self.check_publish(&head, ctx).ok()?;
+        let body = &self.input[len..len + body_len];
+        let (kind, data) = if is_octet_stream(head.header("content-type")) {
+            (Kind::Binary, encode_binary(body))
+        } else {
+            (Kind::Text, std::str::from_utf8(body).ok()?.to_string())
+        };
+        Some(Pipelined {
+            consumed: len + body_len,
+            head,
+            topic,
+            kind,
+            data,
+        })
     }
 
     /// The message of the pending `POST /publish` committed (its id is the
@@ -457,9 +603,21 @@ impl Session {
         outcome: &Result<Rc<Message>, HubError>,
         ctx: &mut Ctx,
     ) {
-        let State::Publishing(Pending { req, .. }) = self.state else {
+        let waiting = State::Head {
+            scanned: 0,
+            deadline: None,
+        };
+        let mut publishing = match std::mem::replace(&mut self.state, waiting) {
+            State::Publishing(publishing) => publishing,
+            other => {
+                self.state = other;
+                return;
+            }
+        };
+        let Some(Pending { req, cors, .. }) = publishing.pop() else {
             return;
         };
+        self.cors = cors;
         match outcome {
             Ok(msg) => {
                 ctx.stats.messages_published += 1;
@@ -468,13 +626,21 @@ impl Session {
             }
             Err(e) => self.refuse(e.clone().into(), !req.keep_alive, ctx),
         }
+        // The publishes pipelined behind it go on waiting; the connection is
+        // not idle meanwhile.
+        if publishing.len() > 0 && self.lifecycle == Lifecycle::Open {
+            self.state = State::Publishing(publishing);
+            self.idle_deadline = None;
+        }
     }
 
     /// The server is shutting down while a publish waits for its commit:
     /// its answer will close the connection.
     pub(super) fn publishing_then_close(&mut self) {
-        if let State::Publishing(pending) = &mut self.state {
-            pending.req.keep_alive = false;
+        if let State::Publishing(publishing) = &mut self.state {
+            if let Some(last) = publishing.queue.back_mut() {
+                last.req.keep_alive = false;
+            }
         }
     }
 

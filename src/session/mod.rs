@@ -211,9 +211,10 @@ pub(crate) enum State {
     /// `GET /trace`: an SSE stream of socket events.
     Trace(trace::Watch),
     /// `POST /publish` appended its message: the answer waits for the
-    /// log's commit ([`Session::handle_commit`]); pipelined requests wait
-    /// behind it.
-    Publishing(http::Pending),
+    /// log's commit ([`Session::handle_commit`]). Publishes pipelined
+    /// behind it are appended too (so a log that commits later, as on disk
+    /// or in Redis, commits them together); any other request waits.
+    Publishing(Box<http::Publishing>),
 }
 
 /// One client connection.
@@ -547,7 +548,7 @@ impl Session {
             return;
         }
         match &self.state {
-            State::Publishing(pending) if pending.ticket == ticket => {
+            State::Publishing(p) if p.front_ticket() == Some(ticket) => {
                 self.publish_committed(outcome, ctx);
                 self.process_input(ctx);
             }
@@ -755,6 +756,14 @@ impl Session {
 
     /// Parses and answers as many complete requests as `input` holds.
     fn process_input(&mut self, ctx: &mut Ctx) {
+        // The common call: a subscriber's output was written out and it
+        // has sent nothing (every flush of a fan-out comes here).
+        if self.input.is_empty()
+            && !self.peer_eof
+            && !matches!(self.state, State::Head { .. } | State::Body { .. })
+        {
+            return;
+        }
         let mut held_back = false;
         while self.lifecycle == Lifecycle::Open {
             // Back-pressure: a client that pipelines requests but does not
@@ -766,11 +775,8 @@ impl Session {
             let progressed = match self.state {
                 State::Head { .. } => self.step_head(ctx),
                 State::Body { .. } => self.step_body(ctx),
-                State::LongPoll(_)
-                | State::Sse(_)
-                | State::WebSocket(_)
-                | State::Trace(_)
-                | State::Publishing(_) => false,
+                State::LongPoll(_) | State::Sse(_) | State::WebSocket(_) | State::Trace(_) => false,
+                State::Publishing(_) => self.step_pipelined_publish(ctx),
             };
             if !progressed {
                 break;

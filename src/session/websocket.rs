@@ -859,3 +859,28 @@ mod echo_frames {
         }
     }
 }
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod footprint {
+    use super::WsConn;
+    use crate::wire::websocket::Protocol;
+
+    /// docs/performance.md § Idle connections: an idle WebSocket must stay
+    /// under 1 KiB of server memory. What a connection holds while idle is
+    /// these structs (and the session's); state that only some connections
+    /// need — permessage-deflate's, a message being assembled — lives behind
+    /// a pointer. Sizes on a 64-bit target.
+    #[test]
+    fn an_idle_websocket_keeps_its_rarely_used_state_out_of_line() {
+        assert!(
+            size_of::<Protocol>() <= 184,
+            "Protocol grew to {} bytes",
+            size_of::<Protocol>()
+        );
+        assert!(
+            size_of::<WsConn>() <= 344,
+            "WsConn grew to {} bytes",
+            size_of::<WsConn>()
+        );
+    }
+}

@@ -17,7 +17,7 @@
 //! WebSocket message is compared with what was published: one that differs
 //! (or does not inflate) counts as `corrupt`, and so as lost.
 //! `wire_bytes_per_delivery` is what the subscriber sockets read (frame
-//! headers and payloads, the TCP stream's bytes) from the first publish on,
+//! headers and payloads, the TCP stream's bytes) over the measured phase,
 //! divided by the deliveries.
 //!
 //! `--warmup K`: K messages are published one at a time before the measured
@@ -25,6 +25,18 @@
 //! counted, and the server's CPU time starts after them. A server that sets
 //! up per-connection state on a connection's first message (Node `ws`
 //! creates a zlib stream per socket) is then measured in its steady state.
+//!
+//! Scale-out (bench/scaleout.py): `--sub-addrs A,B` spreads the subscribers
+//! over several servers (subscriber `i` on address `i mod k`) while the
+//! publisher posts to `--addr`; the latency of each address's deliveries is
+//! reported apart (`p50_us_0`, `p99_us_1`, …), so "delivered on the other
+//! node" is a column of its own. `--rate R` paces the publishes at R per
+//! second instead of pipelining them as fast as the window allows, and
+//! `--pids P,Q` adds each process's CPU seconds over the measured phase
+//! (`cpu_s_0`, `cpu_s_1`, … from `/proc/PID/stat`). `--publishers K` posts
+//! over K keep-alive connections in turn instead of one, up to one publish
+//! per connection per loop turn, so what the window allows leaves together
+//! as a busy publisher's would (with one connection, one per turn).
 //!
 //! `--messages 1 --transport longpoll` is the long-poll release test: every
 //! subscriber parks a request, then one publish releases them all, and
@@ -74,12 +86,14 @@ struct Counters {
     first_pub: u64,
     last_delivery: u64,
     latency: Samples,
+    /// Latency of the deliveries to each `--sub-addrs` address.
+    latency_by_addr: Vec<Samples>,
     counts: Vec<u32>,
     pub_times: Vec<u64>,
 }
 
 impl Counters {
-    fn deliver(&mut self, sub: &mut Sub, seq: u64, at: u64, now: u64) {
+    fn deliver(&mut self, sub: &mut Sub, group: usize, seq: u64, at: u64, now: u64) {
         if seq <= sub.last_seq || seq == 0 || seq as usize > self.counts.len() {
             self.dup_or_old += 1;
             return;
@@ -92,6 +106,7 @@ impl Counters {
         self.deliveries += 1;
         self.last_delivery = now;
         self.latency.add(now.saturating_sub(at));
+        self.latency_by_addr[group].add(now.saturating_sub(at));
     }
 }
 
@@ -140,6 +155,22 @@ pub fn run(args: &Args) -> String {
     let reissue = args.num("reissue", 1.0) != 0.0;
     let max_connecting = args.num("ramp", 256.0) as usize;
     let topic = args.str("topic", &format!("bench{}", std::process::id()));
+    let sub_addrs: Vec<std::net::SocketAddr> = match args.str("sub-addrs", "").as_str() {
+        "" => vec![addr],
+        list => list
+            .split(',')
+            .map(|a| a.parse().expect("--sub-addrs host:port,host:port"))
+            .collect(),
+    };
+    // Paced publishing: the k-th publish is due `k / rate` seconds after the first.
+    let rate = args.num("rate", 0.0);
+    let pids: Vec<u32> = args
+        .str("pids", "")
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().expect("--pids P,Q"))
+        .collect();
+    let mut pids_cpu0 = vec![0.0; pids.len()];
     let use_deflate = args.num("deflate", 0.0) != 0.0;
     let json_body = match args.str("body", "pad").as_str() {
         "pad" => false,
@@ -174,12 +205,13 @@ pub fn run(args: &Args) -> String {
             parked: false,
         })
         .collect();
-    let pub_token = Token(n);
+    // Publisher `j` has token `n + j`.
+    let n_pub = args.num("publishers", 1.0).max(1.0) as usize;
     // Connected once every subscriber is: a connection that says nothing
     // for long is rightly closed by the server (pushlab: 408 after
     // --head-timeout), and setting up 10,000 subscribers takes a while.
-    let mut publisher: Option<Io> = None;
-    let mut publisher_up = false;
+    let mut publishers: Vec<Io> = Vec::new();
+    let mut publisher_up = vec![false; n_pub];
     // Publishes are pipelined on the keep-alive connection: the window, not
     // the round trip of each POST, limits how many are in flight.
     let mut pub_outstanding = 0u64;
@@ -198,6 +230,7 @@ pub fn run(args: &Args) -> String {
         first_pub: 0,
         last_delivery: 0,
         latency: Samples::default(),
+        latency_by_addr: sub_addrs.iter().map(|_| Samples::default()).collect(),
         counts: Vec::new(),
         pub_times: Vec::new(),
     };
@@ -217,7 +250,7 @@ pub fn run(args: &Args) -> String {
         while next_connect < n && connecting < max_connecting {
             let i = next_connect;
             next_connect += 1;
-            let mut sock = net::connect(addr, i + 1).expect("connect");
+            let mut sock = net::connect(sub_addrs[i % sub_addrs.len()], i + 1).expect("connect");
             poll.registry()
                 .register(&mut sock, Token(i), Interest::READABLE | Interest::WRITABLE)
                 .expect("register");
@@ -230,16 +263,18 @@ pub fn run(args: &Args) -> String {
         }
         let publishing_from = all_ready_at.map(|t| t + (settle * 1e6) as u64);
         // Connect 100 ms before the first publish.
-        if publishing_from.is_some_and(|t| now + 100_000 >= t) && publisher.is_none() {
-            let mut io = Io::new(net::connect(addr, 0).expect("connect publisher"));
-            poll.registry()
-                .register(
-                    &mut io.sock,
-                    pub_token,
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .expect("register");
-            publisher = Some(io);
+        if publishing_from.is_some_and(|t| now + 100_000 >= t) && publishers.is_empty() {
+            for j in 0..n_pub {
+                let mut io = Io::new(net::connect(addr, 0).expect("connect publisher"));
+                poll.registry()
+                    .register(
+                        &mut io.sock,
+                        Token(n + j),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )
+                    .expect("register");
+                publishers.push(io);
+            }
         }
         // Advance the completed prefix.
         let alive = (ready - dead.min(ready)) as u32;
@@ -262,24 +297,34 @@ pub fn run(args: &Args) -> String {
             && publishing_from.is_some_and(|t| now >= t)
             && published >= warmup
             && done_upto >= warmup
-            && (warmup == 0 || publisher_up)
+            && (warmup == 0 || publisher_up.iter().all(|&up| up))
         {
             // The server's CPU time and syscalls count from here.
             meter = net::ServerMeter::start(pid);
+            for (cpu0, &p) in pids_cpu0.iter_mut().zip(&pids) {
+                *cpu0 = net::cpu_seconds(p);
+            }
             wire_bytes_at_start = Some(subs.iter().flat_map(|s| &s.io).map(|io| io.bytes_in).sum());
             frames_at_start = (compressed_frames, plain_frames, corrupt);
             end = now_us() + (duration * 1e6) as u64;
         }
         let measuring = end != u64::MAX;
         let in_flight = if measuring { window } else { 1 };
-        let may_publish = publishing_from.is_some_and(|t| now >= t)
-            && now < end
-            && (measuring || published < warmup)
-            && published < max_messages + warmup
-            && publisher_up
-            && publisher.as_ref().is_some_and(Io::is_flushed)
-            && published - done_upto < in_flight;
-        if may_publish {
+        // Up to one publish per publishing connection per turn: with K
+        // connections, what the window allows leaves together.
+        for _ in 0..n_pub {
+            let paced = (published - warmup.min(published)) as f64 * 1e6 / rate;
+            let may_publish = publishing_from.is_some_and(|t| now >= t)
+                && now < end
+                && (measuring || published < warmup)
+                && published < max_messages + warmup
+                && publisher_up.iter().all(|&up| up)
+                && publishers[published as usize % n_pub].is_flushed()
+                && published - done_upto < in_flight
+                && (rate <= 0.0 || now >= c.first_pub + paced as u64);
+            if !may_publish {
+                break;
+            }
             let now = now_us();
             let seq = published + 1;
             let body = deflate::body(json_body, seq, now, size);
@@ -294,9 +339,9 @@ pub fn run(args: &Args) -> String {
             if c.first_pub == 0 && seq > warmup {
                 c.first_pub = now;
             }
+            let publisher = &mut publishers[published as usize % n_pub];
             published = seq;
             pub_outstanding += 1;
-            let publisher = publisher.as_mut().expect("connected");
             publisher.send(&req).expect("publish");
         }
         let finished = published > warmup
@@ -304,19 +349,23 @@ pub fn run(args: &Args) -> String {
             && (done_upto == published || now > c.pub_times[published as usize - 1] + give_up_us);
         if finished {
             metered = meter.take().map_or((0.0, None), net::ServerMeter::stop);
+            for (cpu0, &p) in pids_cpu0.iter_mut().zip(&pids) {
+                *cpu0 = net::cpu_seconds(p) - *cpu0;
+            }
             break;
         }
         poll.poll(&mut events, Some(Duration::from_millis(1)))
             .expect("poll");
         let now = now_us();
         for ev in events.iter() {
-            if ev.token() == pub_token {
-                let Some(publisher) = publisher.as_mut() else {
+            if ev.token().0 >= n {
+                let j = ev.token().0 - n;
+                let Some(publisher) = publishers.get_mut(j) else {
                     continue;
                 };
                 if ev.is_writable() {
-                    publisher_up = publisher.sock.peer_addr().is_ok();
-                    assert!(publisher_up, "the publisher could not connect");
+                    publisher_up[j] = publisher.sock.peer_addr().is_ok();
+                    assert!(publisher_up[j], "the publisher could not connect");
                     publisher.flush().expect("publisher write");
                 }
                 if ev.is_readable() {
@@ -438,7 +487,7 @@ pub fn run(args: &Args) -> String {
                         };
                         io.consume(used);
                         for &(seq, at) in found[..k].iter().chain(&overflow) {
-                            c.deliver(sub, seq, at, now);
+                            c.deliver(sub, i % sub_addrs.len(), seq, at, now);
                         }
                     }
                 }
@@ -462,7 +511,7 @@ pub fn run(args: &Args) -> String {
                         reissued += 1;
                     }
                     for (seq, at) in found {
-                        c.deliver(sub, seq, at, now);
+                        c.deliver(sub, i % sub_addrs.len(), seq, at, now);
                     }
                 }
             }
@@ -492,7 +541,27 @@ pub fn run(args: &Args) -> String {
         Transport::Ws => "ws",
         Transport::LongPoll => "longpoll",
     };
-    json(&[
+    let mut extra = Vec::new();
+    if rate > 0.0 {
+        extra.push(("rate".to_string(), format!("{rate}")));
+    }
+    if n_pub > 1 {
+        extra.push(("publishers".to_string(), n_pub.to_string()));
+    }
+    if sub_addrs.len() > 1 {
+        for (k, samples) in c.latency_by_addr.iter_mut().enumerate() {
+            let n = samples.0.len();
+            let (p50, p99, max) = samples.summary();
+            extra.push((format!("deliveries_{k}"), n.to_string()));
+            extra.push((format!("p50_us_{k}"), p50.to_string()));
+            extra.push((format!("p99_us_{k}"), p99.to_string()));
+            extra.push((format!("max_us_{k}"), max.to_string()));
+        }
+    }
+    for (k, cpu) in pids_cpu0.iter().enumerate() {
+        extra.push((format!("cpu_s_{k}"), format!("{cpu:.3}")));
+    }
+    let mut pairs = vec![
         ("mode", "fanout".into()),
         ("label", args.str("label", "")),
         ("server", format!("{server:?}").to_lowercase()),
@@ -536,5 +605,7 @@ pub fn run(args: &Args) -> String {
             "server_syscalls",
             metered.1.map_or("-1".into(), |n: u64| n.to_string()),
         ),
-    ])
+    ];
+    pairs.extend(extra.iter().map(|(k, v)| (k.as_str(), v.clone())));
+    json(&pairs)
 }

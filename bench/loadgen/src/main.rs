@@ -6,6 +6,7 @@
 //! loadgen echo    --addr A --path /echo --conns 100 --size 16 --depth 1 --duration 10
 //! loadgen fanout  --addr A --server pushlab|nchan|node --transport sse|ws|longpoll
 //!                 --subs 1000 --duration 10 [--window 8] [--size 64] [--messages M]
+//!                 [--sub-addrs A,B] [--rate R] [--pids P,Q] [--publishers K]
 //!                 [--deflate 1] [--body pad|json] [--warmup K] [--give-up S]
 //! loadgen idle    --addr A --server pushlab|nchan --transport sse|ws --conns 10000 --pid P [--deflate 1]
 //! loadgen floor   --addr A          (a bare release server: the kernel's share, floor.rs)

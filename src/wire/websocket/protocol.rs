@@ -130,7 +130,7 @@ pub struct Protocol {
     max_message: usize,
     /// Bytes of the header being read, `header_len` of them valid.
     header: [u8; MAX_HEADER_LEN],
-    header_len: usize,
+    header_len: u8,
     /// The frame whose payload is arriving, and how much of it has.
     frame: Option<(FrameHeader, u64)>,
     /// The data opcode of the message being assembled, if one is open.
@@ -146,13 +146,20 @@ pub struct Protocol {
     close_sent: bool,
     close_received: bool,
     mask_seed: u64,
-    /// permessage-deflate's inflater, once negotiated.
-    inflater: Option<Inflater>,
+    /// permessage-deflate's state, once negotiated (boxed: most
+    /// connections never negotiate it, and an idle one should stay small).
+    inflate: Option<Box<Inflating>>,
+}
+
+/// The receiving side of permessage-deflate on one connection.
+#[derive(Debug)]
+struct Inflating {
+    inflater: Inflater,
     /// Whether the open message is compressed (RSV1 on its first frame), and
     /// how many compressed bytes of it have arrived.
     compressed: Option<u64>,
     /// Compressed messages received, for [`Protocol::take_compressed_count`].
-    compressed_count: u64,
+    count: u64,
 }
 
 impl Protocol {
@@ -174,9 +181,7 @@ impl Protocol {
             close_sent: false,
             close_received: false,
             mask_seed: 0x9e37_79b9_7f4a_7c15,
-            inflater: None,
-            compressed: None,
-            compressed_count: 0,
+            inflate: None,
         }
     }
 
@@ -191,9 +196,9 @@ impl Protocol {
     pub fn abandon_message(&mut self) {
         self.payload = Vec::new();
         self.utf8_valid = 0;
-        self.compressed = None;
-        if let Some(inflater) = self.inflater.as_mut() {
-            inflater.abandon();
+        if let Some(inflate) = self.inflate.as_deref_mut() {
+            inflate.compressed = None;
+            inflate.inflater.abandon();
         }
     }
 
@@ -206,18 +211,30 @@ impl Protocol {
     /// is inflated, zlib's state and window (about 40 KiB at 15 bits), kept
     /// afterwards only when client context takeover was agreed.
     pub fn enable_deflate(&mut self, agreed: &Agreed) {
-        self.inflater = Some(Inflater::new(agreed));
+        self.inflate = Some(Box::new(Inflating {
+            inflater: Inflater::new(agreed),
+            compressed: None,
+            count: 0,
+        }));
     }
 
     /// Whether permessage-deflate was enabled.
     pub fn is_deflate_enabled(&self) -> bool {
-        self.inflater.is_some()
+        self.inflate.is_some()
+    }
+
+    /// Whether the open message is compressed, and how many compressed
+    /// bytes of it have arrived.
+    fn compressed(&self) -> Option<u64> {
+        self.inflate.as_ref().and_then(|i| i.compressed)
     }
 
     /// How many compressed messages were received since the last call
     /// (for the caller's counters).
     pub fn take_compressed_count(&mut self) -> u64 {
-        std::mem::take(&mut self.compressed_count)
+        self.inflate
+            .as_mut()
+            .map_or(0, |i| std::mem::take(&mut i.count))
     }
 
     /// Seeds the masking keys of a [`Role::Client`].
@@ -394,14 +411,16 @@ impl Protocol {
     fn read_split_header(&mut self, data: &[u8]) -> usize {
         // Take only what the header can still need, so payload bytes stay in
         // `data`: first the 2 fixed bytes, then the rest once they say how long.
-        let needed = match decode_header(&self.header[..self.header_len]) {
+        let have = usize::from(self.header_len);
+        let needed = match decode_header(&self.header[..have]) {
             Ok(Decoded::Incomplete { needed }) => needed.min(MAX_HEADER_LEN),
             _ => 2,
         };
-        let take = needed.saturating_sub(self.header_len).min(data.len());
-        self.header[self.header_len..self.header_len + take].copy_from_slice(&data[..take]);
-        self.header_len += take;
-        match decode_header(&self.header[..self.header_len]) {
+        let take = needed.saturating_sub(have).min(data.len());
+        self.header[have..have + take].copy_from_slice(&data[..take]);
+        // At most MAX_HEADER_LEN (14) bytes.
+        self.header_len += take as u8;
+        match decode_header(&self.header[..have + take]) {
             Ok(Decoded::Incomplete { .. }) => {}
             Ok(Decoded::Complete { value, .. }) => {
                 self.header_len = 0;
@@ -422,7 +441,7 @@ impl Protocol {
     fn start_frame(&mut self, header: FrameHeader) -> Result<(), ProtocolError> {
         // RFC 6455 §5.2: RSV1-3 "MUST be 0 unless an extension is negotiated";
         // RFC 7692 §6 gives RSV1 to permessage-deflate.
-        if header.rsv2 || header.rsv3 || (header.rsv1 && self.inflater.is_none()) {
+        if header.rsv2 || header.rsv3 || (header.rsv1 && self.inflate.is_none()) {
             return Err(ProtocolError::ReservedBitsSet);
         }
         match (self.role, header.mask.is_some()) {
@@ -465,7 +484,9 @@ impl Protocol {
                         self.message = Some(data);
                         self.payload = Vec::new();
                         self.utf8_valid = 0;
-                        self.compressed = header.rsv1.then_some(0);
+                        if let Some(inflate) = self.inflate.as_deref_mut() {
+                            inflate.compressed = header.rsv1.then_some(0);
+                        }
                     }
                 }
                 // RFC 6455 §10.4: refuse the message as soon as its size
@@ -473,7 +494,7 @@ impl Protocol {
                 // A compressed message's inflated size is checked as it is
                 // inflated; its compressed size may pass the limit by
                 // DEFLATE's overhead on data that does not compress.
-                let (received, limit) = match self.compressed {
+                let (received, limit) = match self.compressed() {
                     Some(received) => (received, compressed_limit(self.max_message)),
                     None => (self.payload.len() as u64, self.max_message as u64),
                 };
@@ -506,8 +527,12 @@ impl Protocol {
             if let Some(key) = header.mask {
                 apply_mask(&mut self.control[start..], key, phase);
             }
-        } else if let Some(compressed) = self.compressed {
-            self.compressed = Some(compressed + take as u64);
+        } else if let Some(inflate) = self
+            .inflate
+            .as_deref_mut()
+            .filter(|i| i.compressed.is_some())
+        {
+            inflate.compressed = inflate.compressed.map(|c| c + take as u64);
             result = self.inflate_chunk(chunk, header.mask, phase);
         } else {
             // start_frame checked that the whole frame fits in max_message.
@@ -574,7 +599,7 @@ impl Protocol {
         mask: Option<[u8; 4]>,
         phase: usize,
     ) -> Result<(), ProtocolError> {
-        let Some(inflater) = self.inflater.as_mut() else {
+        let Some(Inflating { inflater, .. }) = self.inflate.as_deref_mut() else {
             // start_frame takes RSV1 only with an inflater.
             return Err(ProtocolError::ReservedBitsSet);
         };
@@ -666,7 +691,9 @@ impl Protocol {
                 // Simplification: a message left unfinished by the close is
                 // dropped without an error.
                 self.message = None;
-                self.compressed = None;
+                if let Some(inflate) = self.inflate.as_deref_mut() {
+                    inflate.compressed = None;
+                }
                 self.payload = Vec::new();
             }
             // start_frame refused it already.
@@ -676,14 +703,20 @@ impl Protocol {
     }
 
     fn finish_message(&mut self) -> Result<(), ProtocolError> {
-        if self.compressed.take().is_some() {
-            if let Some(inflater) = self.inflater.as_mut() {
+        let mut finished = None;
+        if let Some(inflate) = self.inflate.as_deref_mut() {
+            if inflate.compressed.take().is_some() {
                 // RFC 7692 §7.2.2: the tail goes back on, and what it ends
                 // is inflated.
                 let start = self.payload.len();
-                let result = inflater.finish(&mut self.payload, self.max_message);
-                self.check_inflated(start, result)?;
-                self.compressed_count += 1;
+                let result = inflate.inflater.finish(&mut self.payload, self.max_message);
+                finished = Some((start, result));
+            }
+        }
+        if let Some((start, result)) = finished {
+            self.check_inflated(start, result)?;
+            if let Some(inflate) = self.inflate.as_deref_mut() {
+                inflate.count += 1;
             }
         }
         let kind = self.message.take();
