@@ -45,6 +45,25 @@ pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 
 const SEGMENT_SUFFIX: &str = ".seg";
 
+/// How long an idle writer, woken by a group, waits for more before it
+/// writes and syncs, when the last commit suggests more are coming
+/// ([`gather_more`]). Without it the first small group after a sync takes
+/// the disk at once and the publishers answered by that sync, whose next
+/// publishes arrive a few tens of microseconds later, wait a whole extra
+/// `fdatasync`. A fraction of one `fdatasync` (1–6 ms on the development
+/// VM): the same trade as PostgreSQL's `commit_delay`, decided here from
+/// what the writer has seen instead of a setting.
+pub const GATHER_WAIT: std::time::Duration = std::time::Duration::from_micros(250);
+
+/// Whether the writer, holding `have` records for its next commit, should
+/// wait (up to [`GATHER_WAIT`]) for more: while it has fewer than three
+/// quarters of the records its last commit took. One publisher at a time
+/// (a last commit of one record) never waits; many publishers, whose
+/// answers went out together, are gathered again into one commit.
+pub fn gather_more(have: u64, last_commit: u64) -> bool {
+    have.saturating_mul(4) < last_commit.saturating_mul(3)
+}
+
 /// Why the disk refused a group of records.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DiskError {
@@ -348,9 +367,22 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("pushlab-log-writer".into())
             .spawn(move || {
+                let mut last_commit = 0;
                 while let Ok(first) = rx.recv() {
                     let mut commands = vec![first];
                     commands.extend(rx.try_iter());
+                    let until = std::time::Instant::now() + GATHER_WAIT;
+                    while gather_more(records(&commands), last_commit) {
+                        let left = until.saturating_duration_since(std::time::Instant::now());
+                        match rx.recv_timeout(left) {
+                            Ok(command) => {
+                                commands.push(command);
+                                commands.extend(rx.try_iter());
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    last_commit = records(&commands);
                     for completion in state.run(commands) {
                         if done.send(completion).is_err() {
                             return;
@@ -408,6 +440,17 @@ impl Drop for Writer {
             let _ = thread.join();
         }
     }
+}
+
+/// How many records the appends among `commands` carry.
+fn records(commands: &[Command]) -> u64 {
+    commands
+        .iter()
+        .map(|c| match c {
+            Command::Append(batch) => batch.end_seq - batch.first_seq,
+            Command::Trim(_) => 0,
+        })
+        .sum()
 }
 
 /// The writer thread's state.

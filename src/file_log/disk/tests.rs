@@ -284,3 +284,16 @@ fn disk_errors_map_to_507_when_full_and_503_otherwise() {
     let eio = DiskError::from_io("write", &io::Error::from_raw_os_error(libc::EIO));
     assert_eq!((full.status(), eio.status()), (507, 503));
 }
+
+#[test]
+fn the_writer_gathers_only_when_its_last_commit_was_a_crowd() {
+    // One publisher at a time: never wait.
+    assert!(!gather_more(1, 0));
+    assert!(!gather_more(1, 1));
+    // 64 publishers answered together: wait for most of them again.
+    assert!(gather_more(1, 64));
+    assert!(gather_more(47, 64));
+    assert!(!gather_more(48, 64));
+    assert!(!gather_more(500, 64));
+    assert!(!gather_more(u64::MAX, u64::MAX));
+}
