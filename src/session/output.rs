@@ -54,6 +54,7 @@ impl OutQueue {
     }
 
     /// Bytes waiting to be written.
+    #[inline]
     pub fn len(&self) -> usize {
         self.pending
     }
@@ -70,6 +71,7 @@ impl OutQueue {
         }
     }
 
+    #[inline]
     fn push_back(&mut self, chunk: Chunk) {
         if self.front.is_none() {
             self.front = Some(chunk);
@@ -113,6 +115,7 @@ impl OutQueue {
     }
 
     /// Queues bytes shared with other connections (a refcount bump).
+    #[inline]
     pub fn push_shared(&mut self, bytes: &Rc<[u8]>) {
         if bytes.is_empty() {
             return;
@@ -136,6 +139,7 @@ impl OutQueue {
     }
 
     /// Drops the first `n` pending bytes (what a write accepted).
+    #[inline]
     pub fn consume(&mut self, mut n: usize) {
         debug_assert!(n <= self.pending);
         n = n.min(self.pending);
