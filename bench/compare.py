@@ -18,6 +18,8 @@ prefix; run as root for the apt-get step (skipped when all is installed).
 """
 import argparse, json, os, resource, shutil, signal, socket, subprocess, sys, time
 
+from benchlib import log, ms, num, run, run_loadgen, wait_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
@@ -27,15 +29,6 @@ NCHAN_SO = "/usr/lib/nginx/modules/ngx_nchan_module.so"
 PORTS = {"pushlab": 18200, "nchan": 18100, "tokio": 18300, "node": 18400, "floor": 18500,
          "pushlab-plain": 18210, "node-fanout": 18410}
 SERVER_CORE, LOAD_CORE = "0", "1"
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def run(cmd, **kw):
-    log("+", " ".join(cmd))
-    subprocess.run(cmd, check=True, **kw)
 
 
 # ---------------------------------------------------------------- install
@@ -66,19 +59,6 @@ def ensure_installed():
 
 
 # ---------------------------------------------------------------- servers
-
-def wait_port(port, proc, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.poll() is not None:
-            sys.exit(f"server on :{port} exited with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"nothing listens on :{port}")
-
 
 class Server:
     """One server pinned to the server core; `pid` is the process whose
@@ -119,7 +99,7 @@ class Server:
             cmd = ["node", os.path.join(BENCH, "node", "fanout.js"), str(self.port), "deflate"]
         self.proc = subprocess.Popen(pin + cmd, stdout=out, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        wait_port(self.port, self.proc)
+        wait_port(self.port, self.proc, f"server on :{self.port}")
         self.pid = self.proc.pid
         if name == "nchan":
             for _ in range(100):
@@ -153,16 +133,9 @@ def loadgen(mode, timeout, srv=None, **flags):
     cmd = ["taskset", "-c", LOAD_CORE, os.path.join(RELEASE, "loadgen"), mode]
     for k, v in flags.items():
         cmd += [f"--{k}", str(v)]
-    log("+", " ".join(cmd[3:]))
     if srv and mode != "idle":
         cmd += ["--pid", str(srv.pid)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if out.returncode != 0:
-        log(out.stderr)
-        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
-    res = json.loads(out.stdout.strip().splitlines()[-1])
-    log("  ", res)
-    return res
+    return run_loadgen(cmd, timeout)
 
 
 # ---------------------------------------------------------------- tests
@@ -265,19 +238,8 @@ def t_wrk(a, R):
 
 # ---------------------------------------------------------------- report
 
-def num(r, k):
-    try:
-        return float(r.get(k, 0))
-    except (TypeError, ValueError):
-        return 0.0
-
-
 def ratio(x, y):
     return f"{x / y:.2f}×" if y else "–"
-
-
-def ms(us):
-    return f"{us / 1000:.1f}"
 
 
 def per(r, what, count_key):

@@ -36,6 +36,8 @@ $CARGO_TARGET_DIR/bench/scaleout/. Stops everything it started, by PID.
 """
 import argparse, json, os, resource, shutil, signal, socket, subprocess, sys, time
 
+from benchlib import log, ms, num, run, run_loadgen, wait_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(ROOT, "bench")
 TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
@@ -48,15 +50,6 @@ PUSHLAB_BIN = [os.path.join(RELEASE, "pushlab")]
 PUSHLAB_FLAGS = ["--max-connections", "200000", "--max-connections-per-ip", "200000",
                  "--heartbeat", "10m", "--ws-ping", "10m", "--idle-timeout", "10m",
                  "--long-poll-max", "10m"]
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def run(cmd, **kw):
-    log("+", " ".join(cmd))
-    subprocess.run(cmd, check=True, **kw)
 
 
 def free_port():
@@ -109,19 +102,6 @@ class Proc:
                 self.proc.wait()
 
 
-def wait_port(port, proc, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        if proc.proc.poll() is not None:
-            sys.exit(f"{proc.name} exited with {proc.proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    sys.exit(f"{proc.name}: nothing listens on :{port}")
-
-
 def resp(port, *args):
     """One Redis command (RESP2), its reply as bytes or an int."""
     cmd = f"*{len(args)}\r\n" + "".join(f"${len(str(a))}\r\n{a}\r\n" for a in args)
@@ -166,7 +146,7 @@ class Redis(Proc):
         self.port = free_port()
         super().__init__("redis", ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                                    "--save", "", "--appendonly", "no"])
-        wait_port(self.port, self)
+        wait_port(self.port, self.proc, self.name)
         self.version = resp(self.port, "INFO", "server").decode().split("redis_version:")[1].split()[0]
 
 
@@ -223,7 +203,7 @@ class Nchan(Proc):
         path = os.path.join(prefix, "nginx.conf")
         open(path, "w").write(conf)
         super().__init__(name, ["nginx", "-c", path, "-p", prefix], signal.SIGQUIT)
-        wait_port(self.port, self)
+        wait_port(self.port, self.proc, self.name)
         for _ in range(100):
             kids = open(f"/proc/{self.pid}/task/{self.pid}/children").read().split()
             if kids:
@@ -238,14 +218,7 @@ def loadgen(mode, timeout, **flags):
     cmd = ["taskset", "-c", LOAD_CORE, os.path.join(RELEASE, "loadgen"), mode]
     for k, v in flags.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
-    log("+", " ".join(cmd[3:]))
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    if out.returncode != 0:
-        log(out.stderr)
-        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
-    res = json.loads(out.stdout.strip().splitlines()[-1])
-    log("  ", res)
-    return res
+    return run_loadgen(cmd, timeout)
 
 
 # ---------------------------------------------------------------- tests
@@ -343,17 +316,6 @@ def t_publish(a, R, redis):
 
 
 # ---------------------------------------------------------------- report
-
-def num(r, k):
-    try:
-        return float(r.get(k, 0))
-    except (TypeError, ValueError):
-        return 0.0
-
-
-def ms(us):
-    return f"{us / 1000:.1f}"
-
 
 def report(R, meta):
     lines = [f"{meta['date']}, load average before / after: {meta['load_before']} / "
