@@ -14,8 +14,15 @@
 //! With `--record FILE` ([`Server::record`]) every input given to the engine
 //! and every effect it asked for go to a file as well (`record.rs`), for
 //! `pushlab replay`.
+//!
+//! Beside this file: `bind.rs` sets the server up, `net.rs` performs the
+//! engine's writes and closes, `logs.rs` carries the reports and requests
+//! of a log that needs I/O (`disk.rs`: `--data-dir`'s writer thread;
+//! `redis.rs`: `--redis`'s sockets), `record.rs` writes recordings.
 
+mod bind;
 mod disk;
+mod logs;
 mod net;
 mod record;
 mod redis;
@@ -25,14 +32,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::config::{Config, ACCEPT_BACKOFF, READ_CHUNK};
+use crate::config::ACCEPT_BACKOFF;
 use crate::engine::{Engine, Input, Peer};
-use crate::hub::{Hub, LogEvent};
 use crate::record::Header;
 use crate::timers::Instant;
 use net::Net;
@@ -89,80 +95,7 @@ pub struct Server {
     redis: Option<redis::Redis>,
 }
 
-/// A new hub epoch: the start time in milliseconds, base 36.
-fn new_epoch() -> String {
-    crate::hub::base36(unix_ms().max(1))
-}
-
-/// The OS wall clock in Unix milliseconds (0 before 1970).
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl Server {
-    /// Binds the listening socket and prepares the loop (nothing runs yet).
-    pub fn bind(config: Config) -> io::Result<Server> {
-        let poll = Poll::new()?;
-        let mut listener = net::listen(config.addr, config.reuse_port)?;
-        let local_addr = listener.local_addr()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
-        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let net = Net::new(poll.registry().try_clone()?);
-        let mut epoch = new_epoch();
-        // The clock's origin is the start, or one --history-ttl before it
-        // with --data-dir (read-back messages keep their age). Token times
-        // are Unix times: the wall clock at the origin, read once (the
-        // loop's time is monotonic from there).
-        let clock_offset = disk::clock_offset(&config);
-        let wall_origin = unix_ms().saturating_sub(clock_offset.as_millis() as u64);
-        let start = Instant::ZERO + clock_offset;
-        // The key of the hub's keyed hashes: random, as `RandomState`'s.
-        let hash_key = std::hash::BuildHasher::hash_one(
-            &std::collections::hash_map::RandomState::new(),
-            local_addr,
-        );
-        let redis = config.redis.as_ref().map(redis::Redis::new).transpose()?;
-        let (engine, disk) = if config.data_dir.is_some() {
-            let opened = disk::Disk::open(&config, wall_origin, &epoch, hash_key, waker.clone())?;
-            eprintln!(
-                "pushlab: read back {} messages from {}",
-                opened.records,
-                config
-                    .data_dir
-                    .as_deref()
-                    .unwrap_or(Path::new(""))
-                    .display()
-            );
-            epoch = opened.epoch;
-            let hub = Hub::new(Box::new(opened.log), config.max_topics);
-            (Engine::with_hub(config, hub, start), Some(opened.disk))
-        } else {
-            (Engine::new_keyed(config, &epoch, hash_key, start), None)
-        };
-        Ok(Server {
-            poll,
-            listener: Some(listener),
-            local_addr,
-            signals: None,
-            stop: Arc::new(AtomicBool::new(false)),
-            waker,
-            engine: engine.with_wall_origin(wall_origin),
-            net,
-            clock: std::time::Instant::now(),
-            read_buf: vec![0; READ_CHUNK],
-            accept_paused_until: None,
-            epoch,
-            hash_key,
-            wall_origin,
-            clock_offset,
-            disk,
-            redis,
-        })
-    }
-
     /// `--record FILE`: from now on, every input and effect of the engine
     /// also goes to `path` (see [`crate::record`] for the format), which a
     /// replay reads with the configuration made from `args` (the command
@@ -213,74 +146,6 @@ impl Server {
 
     fn now(&self) -> Instant {
         Instant::ZERO + self.clock_offset + self.clock.elapsed()
-    }
-
-    /// `--data-dir`: the writer's reports to the engine (durable messages
-    /// are answered and fanned out), and the log's new records to the
-    /// writer.
-    fn drive_disk(&mut self, now: Instant) {
-        let Some(disk) = &self.disk else {
-            return;
-        };
-        for completion in disk.completions() {
-            let input = Input::Log(LogEvent::Disk(completion));
-            if let Some(r) = &mut self.net.recorder {
-                r.input(now, &input);
-            }
-            self.engine.handle(now, input, &mut self.net);
-        }
-    }
-
-    /// Hands what the log asks for to its driver (after the turn's writes).
-    fn flush_log(&mut self, now: Instant) {
-        if let Some(disk) = &self.disk {
-            while let Some(output) = self.engine.poll_log_output() {
-                disk.perform(output);
-            }
-        }
-        if self.redis.is_some() {
-            self.feed_redis(Vec::new(), now);
-        }
-    }
-
-    /// `--redis`: a readiness event on one of the log's sockets.
-    fn drive_redis(&mut self, token: Token, event: &mio::event::Event, now: Instant) {
-        let (Some(link), Some(r)) = (redis::link_of(token), &mut self.redis) else {
-            return;
-        };
-        let mut events = Vec::new();
-        r.handle_ready(
-            self.poll.registry(),
-            link,
-            event,
-            &mut self.read_buf,
-            &mut events,
-        );
-        self.feed_redis(events, now);
-    }
-
-    /// Feeds the Redis sockets' events to the engine and performs what the
-    /// log asks then, until neither has more (a connect refused at once is
-    /// an event that asks for nothing until its retry).
-    fn feed_redis(&mut self, mut events: Vec<LogEvent>, now: Instant) {
-        loop {
-            for event in events.drain(..) {
-                let input = Input::Log(event);
-                if let Some(r) = &mut self.net.recorder {
-                    r.input(now, &input);
-                }
-                self.engine.handle(now, input, &mut self.net);
-            }
-            let Some(r) = &mut self.redis else {
-                return;
-            };
-            while let Some(output) = self.engine.poll_log_output() {
-                r.perform(self.poll.registry(), output, &mut events);
-            }
-            if events.is_empty() {
-                return;
-            }
-        }
     }
 
     /// Runs until a signal or [`Handle::shutdown`] and every in-flight
