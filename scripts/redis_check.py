@@ -207,8 +207,9 @@ def check_resume_on_other_node(ids):
         f"{kept} kept + missed {reply['missed']}")
 
 
-def check_binary_across_nodes():
-    """A binary message published on node A reads back on node B as binary."""
+def check_binary_across_nodes(subs):
+    """A binary message published on node A reads back on node B as binary,
+    and reaches both nodes' streams as `event: binary`."""
     _, _, body = request(PORT_A, "POST", f"/publish?topic={TOPIC}", body=b"\x00\xff\n",
                          headers={"Content-Type": "application/octet-stream"})
     msg_id = json.loads(body)["id"]
@@ -216,7 +217,13 @@ def check_binary_across_nodes():
     reply = json.loads(request(PORT_B, "GET", f"/poll?topic={TOPIC}&since={since}")[2])
     got = reply["messages"]
     assert got == [{"topic": TOPIC, "id": msg_id, "encoding": "base64", "data": "AP8K"}], got
-    say(f"ok: a binary message published on node A ({msg_id}) read back on node B as binary")
+    # Waited for on every stream, so that the next check's "before" counts
+    # it (node B's stream gets it through Redis, a moment after the poll).
+    for s in subs:
+        wait_for("the binary message on every stream", lambda s=s: any(
+            e.get("id") == msg_id and e.get("event") == "binary" for e in s.snapshot()))
+    say(f"ok: a binary message published on node A ({msg_id}) read back on node B as binary; "
+        f"both nodes' streams got it as `event: binary`")
 
 
 def start_redis():
@@ -371,7 +378,7 @@ def main():
     check_concurrent_publishing(subs)
     ids = check_lagging_tail(subs)
     check_resume_on_other_node(ids)
-    check_binary_across_nodes()
+    check_binary_across_nodes(subs)
     last = check_redis_restarted_empty(subs, ids[-1])
     check_redis_paused(subs)
     for s in subs:

@@ -138,6 +138,14 @@ fn synced(seq: u64) -> LogEvent {
     })
 }
 
+/// The driver lost the log (a disk failure, a lost connection): what waits fails.
+fn down(why: &str) -> LogEvent {
+    LogEvent::Down {
+        link: 0,
+        why: why.into(),
+    }
+}
+
 fn engine() -> Engine {
     let hub = Hub::new(Box::new(HeldLog::new()), DEFAULT_MAX_TOPICS);
     Engine::with_hub(Config::default(), hub, T0)
@@ -215,14 +223,7 @@ fn a_failed_commit_is_a_503_with_retry_after_and_reaches_no_subscriber() {
     );
     let before = text(&io, sub).len();
     let publisher = open(&mut engine, &mut io, PUBLISH);
-    engine.handle_log_event(
-        T0,
-        LogEvent::Down {
-            link: 0,
-            why: "disk gone".into(),
-        },
-        &mut io,
-    );
+    engine.handle_log_event(T0, down("disk gone"), &mut io);
     engine.end_turn(T0, &mut io);
     let answer = text(&io, publisher);
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
@@ -248,14 +249,7 @@ fn a_websocket_whose_message_fails_to_commit_is_closed_1013() {
     engine.handle_read(T0, ws, &frame, true, &mut io);
     engine.end_turn(T0, &mut io);
     assert_eq!(text(&io, ws).len(), before, "nothing before the commit");
-    engine.handle_log_event(
-        T0,
-        LogEvent::Down {
-            link: 0,
-            why: "down".into(),
-        },
-        &mut io,
-    );
+    engine.handle_log_event(T0, down("down"), &mut io);
     engine.end_turn(T0, &mut io);
     let out = io.written[&ws][before..].to_vec();
     // A close frame: 0x88, length, then the code 1013 (0x03f5).
@@ -454,14 +448,7 @@ fn a_failure_answers_every_pipelined_publish_in_order() {
     let mut io = Sink::default();
     let conn = open(&mut engine, &mut io, &PUBLISH.repeat(3));
     assert_eq!(engine.hub().usage().pending, 3);
-    engine.handle_log_event(
-        T0,
-        LogEvent::Down {
-            link: 0,
-            why: "disk gone".into(),
-        },
-        &mut io,
-    );
+    engine.handle_log_event(T0, down("disk gone"), &mut io);
     engine.end_turn(T0, &mut io);
     let (ids, statuses) = answers(&text(&io, conn));
     assert!(ids.is_empty());
