@@ -55,6 +55,30 @@ pip_install_once() {
     fi
 }
 
+# apt_install_missing PACKAGE...: installs the Debian packages named (the
+# caller passes only those it found missing; none: nothing to do). Services
+# the packages ship are not started (policy-rc.d says no while installing):
+# the scripts start their own instances on free ports. `apt-get update` only
+# when the first install fails (a stale index).
+apt_install_missing() {
+    [ "$#" -gt 0 ] || return 0
+    local sudo="" policy=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+        $sudo chmod +x /usr/sbin/policy-rc.d
+        policy=1
+    fi
+    say "installing $*"
+    _apt_install() {
+        $sudo env DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q \
+            -o DPkg::Lock::Timeout=300 --no-install-recommends "$@" >&2
+    }
+    _apt_install "$@" || { $sudo timeout 300 apt-get update -q >&2 && _apt_install "$@"; } ||
+        die "apt-get install $* failed"
+    if [ -n "$policy" ]; then $sudo rm -f /usr/sbin/policy-rc.d; fi
+}
+
 # build_pushlab: sets `bin` to $PUSHLAB_BIN, or builds the release binary.
 build_pushlab() {
     local build_timeout="${BUILD_TIMEOUT:-1800}"

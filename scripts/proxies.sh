@@ -40,20 +40,7 @@ need=()
 [ -x /usr/sbin/nginx ] || need+=(nginx)
 [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 [ -x /usr/bin/chromium ] || need+=(chromium)
-if [ "${#need[@]}" -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
-    $sudo chmod +x /usr/sbin/policy-rc.d
-    policy=1
-  fi
-  say "installing ${need[*]}"
-  install() { $sudo env DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q \
-    -o DPkg::Lock::Timeout=300 --no-install-recommends "${need[@]}" >&2; }
-  install || { $sudo timeout 300 apt-get update -q >&2 && install; } || die "apt-get install ${need[*]} failed"
-  [ -n "$policy" ] && $sudo rm -f /usr/sbin/policy-rc.d
-fi
+apt_install_missing ${need[@]+"${need[@]}"}
 npm_ci_once "$root/scripts/e2e" playwright-core
 build_pushlab
 

@@ -39,21 +39,7 @@ require_command timeout
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 [ -x /usr/sbin/nginx ] || need+=(nginx)
-if [ "${#need[@]}" -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  policy=""
-  if [ ! -e /usr/sbin/policy-rc.d ]; then
-    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
-    $sudo chmod +x /usr/sbin/policy-rc.d
-    policy=1
-  fi
-  say "installing ${need[*]}"
-  install() { $sudo env DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y -q \
-    -o DPkg::Lock::Timeout=300 --no-install-recommends "${need[@]}" >&2; }
-  install || { $sudo timeout 300 apt-get update -q >&2 && install; } ||
-    die "apt-get install ${need[*]} failed"
-  [ -n "$policy" ] && $sudo rm -f /usr/sbin/policy-rc.d
-fi
+apt_install_missing ${need[@]+"${need[@]}"}
 build_pushlab
 
 work="${CARGO_TARGET_DIR:-$root/target}/redis-check"
