@@ -146,6 +146,22 @@ fn down(why: &str) -> LogEvent {
     }
 }
 
+/// The driver reports message `seq` (and all before) durable, then the
+/// turn ends (the engine writes).
+fn report_synced(engine: &mut Engine, io: &mut Sink, seq: u64) {
+    engine.handle_log_event(T0, synced(seq), io);
+    engine.end_turn(T0, io);
+}
+
+/// An SSE subscriber of topic `a`.
+fn subscribe(engine: &mut Engine, io: &mut Sink) -> usize {
+    open(
+        engine,
+        io,
+        "GET /events?topic=a HTTP/1.1\r\nHost: t\r\n\r\n",
+    )
+}
+
 fn engine() -> Engine {
     let hub = Hub::new(Box::new(HeldLog::new()), DEFAULT_MAX_TOPICS);
     Engine::with_hub(Config::default(), hub, T0)
@@ -161,11 +177,7 @@ const PUBLISH: &str = "POST /publish?topic=a HTTP/1.1\r\nHost: t\r\nContent-Leng
 fn a_publish_is_answered_and_fanned_out_only_when_it_commits() {
     let mut engine = engine();
     let mut io = Sink::default();
-    let sub = open(
-        &mut engine,
-        &mut io,
-        "GET /events?topic=a HTTP/1.1\r\nHost: t\r\n\r\n",
-    );
+    let sub = subscribe(&mut engine, &mut io);
     let before = text(&io, sub).len();
     let publisher = open(&mut engine, &mut io, PUBLISH);
     assert_eq!(text(&io, publisher), "", "no answer before the commit");
@@ -200,8 +212,7 @@ fn requests_pipelined_behind_a_publish_wait_for_its_commit() {
         &format!("{PUBLISH}GET /poll?topic=a&since=0 HTTP/1.1\r\nHost: t\r\n\r\n"),
     );
     assert_eq!(text(&io, conn), "");
-    engine.handle_log_event(T0, synced(1), &mut io);
-    engine.end_turn(T0, &mut io);
+    report_synced(&mut engine, &mut io, 1);
     let out = text(&io, conn);
     let publish = out
         .find(r#"{"topic":"a","id":"e1-1"}"#)
@@ -216,11 +227,7 @@ fn requests_pipelined_behind_a_publish_wait_for_its_commit() {
 fn a_failed_commit_is_a_503_with_retry_after_and_reaches_no_subscriber() {
     let mut engine = engine();
     let mut io = Sink::default();
-    let sub = open(
-        &mut engine,
-        &mut io,
-        "GET /events?topic=a HTTP/1.1\r\nHost: t\r\n\r\n",
-    );
+    let sub = subscribe(&mut engine, &mut io);
     let before = text(&io, sub).len();
     let publisher = open(&mut engine, &mut io, PUBLISH);
     engine.handle_log_event(T0, down("disk gone"), &mut io);
@@ -261,11 +268,7 @@ fn a_websocket_whose_message_fails_to_commit_is_closed_1013() {
 fn a_commit_whose_publisher_left_is_still_fanned_out_and_answers_nobody_else() {
     let mut engine = engine();
     let mut io = Sink::default();
-    let sub = open(
-        &mut engine,
-        &mut io,
-        "GET /events?topic=a HTTP/1.1\r\nHost: t\r\n\r\n",
-    );
+    let sub = subscribe(&mut engine, &mut io);
     let before = text(&io, sub).len();
     let publisher = open(&mut engine, &mut io, PUBLISH);
     engine.handle_reset(T0, publisher, &mut io);
@@ -273,8 +276,7 @@ fn a_commit_whose_publisher_left_is_still_fanned_out_and_answers_nobody_else() {
     let next = open(&mut engine, &mut io, "");
     assert_eq!(next, publisher, "the slot is reused");
     io.written.remove(&next);
-    engine.handle_log_event(T0, synced(1), &mut io);
-    engine.end_turn(T0, &mut io);
+    report_synced(&mut engine, &mut io, 1);
     assert!(text(&io, sub)[before..].contains("data: hi\n"));
     assert_eq!(
         text(&io, next),
@@ -287,18 +289,13 @@ fn a_commit_whose_publisher_left_is_still_fanned_out_and_answers_nobody_else() {
 fn messages_committed_together_reach_subscribers_in_id_order() {
     let mut engine = engine();
     let mut io = Sink::default();
-    let sub = open(
-        &mut engine,
-        &mut io,
-        "GET /events?topic=a HTTP/1.1\r\nHost: t\r\n\r\n",
-    );
+    let sub = subscribe(&mut engine, &mut io);
     let before = text(&io, sub).len();
     let first = open(&mut engine, &mut io, PUBLISH);
     let second = open(&mut engine, &mut io, PUBLISH);
     // One report commits both: answering the first publisher (whose write
     // goes on to what follows it) must not let the second overtake it.
-    engine.handle_log_event(T0, synced(2), &mut io);
-    engine.end_turn(T0, &mut io);
+    report_synced(&mut engine, &mut io, 2);
     for publisher in [first, second] {
         assert!(text(&io, publisher).starts_with("HTTP/1.1 200"));
     }
@@ -338,8 +335,7 @@ fn publishes_pipelined_behind_a_publish_are_appended_at_once_and_answered_in_ord
     // trip), not one commit each; the poll waits behind them.
     assert_eq!(engine.hub().usage().pending, 3);
     assert_eq!(text(&io, conn), "");
-    engine.handle_log_event(T0, synced(2), &mut io);
-    engine.end_turn(T0, &mut io);
+    report_synced(&mut engine, &mut io, 2);
     let (ids, statuses) = answers(&text(&io, conn));
     assert_eq!(
         (ids, statuses),
@@ -348,8 +344,7 @@ fn publishes_pipelined_behind_a_publish_are_appended_at_once_and_answered_in_ord
             vec!["200".into(), "200".into()]
         )
     );
-    engine.handle_log_event(T0, synced(3), &mut io);
-    engine.end_turn(T0, &mut io);
+    report_synced(&mut engine, &mut io, 3);
     let out = text(&io, conn);
     let (ids, statuses) = answers(&out);
     assert_eq!(statuses, ["200", "200", "200", "200"], "{out}");
@@ -377,8 +372,7 @@ fn a_pipelined_publish_that_would_be_refused_waits_its_turn() {
         1,
         "nothing taken past the refusal"
     );
-    engine.handle_log_event(T0, synced(1), &mut io);
-    engine.end_turn(T0, &mut io);
+    report_synced(&mut engine, &mut io, 1);
     let (_, statuses) = answers(&text(&io, conn));
     assert_eq!(statuses, ["200", "400"]);
     assert_eq!(
@@ -386,8 +380,7 @@ fn a_pipelined_publish_that_would_be_refused_waits_its_turn() {
         1,
         "the third is appended after"
     );
-    engine.handle_log_event(T0, synced(2), &mut io);
-    engine.end_turn(T0, &mut io);
+    report_synced(&mut engine, &mut io, 2);
     let (ids, statuses) = answers(&text(&io, conn));
     assert_eq!(
         (ids, statuses),
@@ -405,8 +398,7 @@ fn nothing_is_taken_past_a_publish_that_closes_the_connection() {
     let last = "POST /publish?topic=a HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi";
     let conn = open(&mut engine, &mut io, &format!("{PUBLISH}{last}{PUBLISH}"));
     assert_eq!(engine.hub().usage().pending, 2);
-    engine.handle_log_event(T0, synced(2), &mut io);
-    engine.end_turn(T0, &mut io);
+    report_synced(&mut engine, &mut io, 2);
     let out = text(&io, conn);
     let (ids, _) = answers(&out);
     assert_eq!(ids, ["e1-1", "e1-2"], "{out}");
@@ -429,15 +421,13 @@ fn pipelined_publishes_waiting_together_stay_within_the_pipelining_bound() {
     );
     let conn = open(&mut engine, &mut io, &publish.repeat(3));
     assert_eq!(engine.hub().usage().pending, 2, "a third would pass 64 KiB");
-    engine.handle_log_event(T0, synced(1), &mut io);
-    engine.end_turn(T0, &mut io);
+    report_synced(&mut engine, &mut io, 1);
     assert_eq!(
         engine.hub().usage().pending,
         2,
         "room for the third once the first is answered"
     );
-    engine.handle_log_event(T0, synced(3), &mut io);
-    engine.end_turn(T0, &mut io);
+    report_synced(&mut engine, &mut io, 3);
     let (ids, _) = answers(&text(&io, conn));
     assert_eq!(ids, ["e1-1", "e1-2", "e1-3"]);
 }
