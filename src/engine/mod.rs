@@ -225,12 +225,7 @@ impl Engine {
     /// empty (what a replay of a recording made on an empty directory
     /// needs; the server gives its engine the log it read back instead).
     pub fn new(config: Config, epoch: &str, now: Instant) -> Engine {
-        let history = History::new(
-            config.history,
-            config.history_ttl,
-            config.history_memory,
-            config.max_topics,
-        );
+        let history = History::of_config(&config);
         let seed = history.hash_key();
         Engine::with_log(config, epoch, history, seed, now)
     }
@@ -239,12 +234,7 @@ impl Engine {
     /// what `--record` writes down and a replay gives back. It also seeds
     /// the Redis log (`--redis`).
     pub fn new_keyed(config: Config, epoch: &str, hash_key: u64, now: Instant) -> Engine {
-        let mut history = History::new(
-            config.history,
-            config.history_ttl,
-            config.history_memory,
-            config.max_topics,
-        );
+        let mut history = History::of_config(&config);
         history.set_hash_key(hash_key);
         Engine::with_log(config, epoch, history, hash_key, now)
     }

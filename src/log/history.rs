@@ -155,6 +155,17 @@ pub struct History {
 }
 
 impl History {
+    /// The history the server's flags ask for: `--history`,
+    /// `--history-ttl`, `--history-memory`, `--max-topics`.
+    pub fn of_config(config: &crate::config::Config) -> Self {
+        History::new(
+            config.history,
+            config.history_ttl,
+            config.history_memory,
+            config.max_topics,
+        )
+    }
+
     /// A log keeping `capacity` messages per topic for at most `ttl`, at
     /// most `memory_limit` bytes and `max_topics` topics in all.
     pub fn new(capacity: usize, ttl: Duration, memory_limit: usize, max_topics: usize) -> Self {

@@ -48,12 +48,7 @@ impl Disk {
     ) -> io::Result<Opened> {
         let path = config.data_dir.as_deref().expect("--data-dir is set");
         let dir = DataDir::open(path)?;
-        let mut history = History::new(
-            config.history,
-            config.history_ttl,
-            config.history_memory,
-            config.max_topics,
-        );
+        let mut history = History::of_config(config);
         history.set_hash_key(hash_key);
         let recovered = disk::recover(&dir, |epoch, record| {
             let at = Instant::from_millis(record.unix_ms.saturating_sub(origin_ms));
