@@ -61,6 +61,8 @@ pub struct FakeRedis {
     pub epoch: Option<String>,
     pub seq: u64,
     pub stream: VecDeque<Entry>,
+    /// An appended message with this data fails its `XADD`.
+    pub refuse_data: Option<Vec<u8>>,
     /// Every command run, in order (names upper-cased).
     pub received: Vec<Vec<Vec<u8>>>,
     now: Instant,
@@ -88,6 +90,7 @@ impl FakeRedis {
             epoch: None,
             seq: 0,
             stream: VecDeque::new(),
+            refuse_data: None,
             received: Vec::new(),
             now: Instant::ZERO,
         }
@@ -354,36 +357,60 @@ impl FakeRedis {
         ])
     }
 
-    /// The append script's contract: `2 meta stream epoch max_len topic
-    /// data origin kind`.
+    /// The append script's contract: `2 meta stream epoch max_len`, then
+    /// `topic data origin kind` per message, at least one. A message whose
+    /// data is [`FakeRedis::refuse_data`] fails its `XADD` (as memory
+    /// refused would), ending the batch there.
     fn append(&mut self, args: &[Vec<u8>]) -> Reply {
-        assert_eq!(args.len(), 9, "numkeys, 2 keys, 6 arguments");
-        assert!(args[8] == b"t" || args[8] == b"b", "kind t or b");
+        assert!(
+            args.len() >= 9 && (args.len() - 5) % 4 == 0,
+            "numkeys, 2 keys, epoch, max_len, then 4 per message"
+        );
         assert_eq!(args[0], b"2");
         assert_eq!(args[1], self.keys.meta());
         assert_eq!(args[2], self.keys.stream());
         let max_len: usize = std::str::from_utf8(&args[4]).unwrap().parse().unwrap();
         assert!(max_len >= 1);
-        if self.epoch.is_none() {
-            self.epoch = Some(String::from_utf8(args[3].clone()).unwrap());
-            self.seq = 0;
-            self.stream.clear();
+        let epoch = match &self.epoch {
+            Some(epoch) => epoch.clone(),
+            None => {
+                self.stream.clear();
+                String::from_utf8(args[3].clone()).unwrap()
+            }
+        };
+        let mut seq = if self.epoch.is_some() { self.seq } else { 0 };
+        let mut refused = None;
+        for m in args[5..].chunks(4) {
+            assert!(m[3] == b"t" || m[3] == b"b", "kind t or b");
+            if self.refuse_data.as_deref() == Some(&m[1][..]) {
+                refused = Some(b"OOM command not allowed (fake)".to_vec());
+                break;
+            }
+            seq += 1;
+            self.stream.push_back(Entry {
+                seq,
+                topic: m[0].clone(),
+                data: m[1].clone(),
+                origin: m[2].clone(),
+                kind: m[3].clone(),
+            });
         }
-        self.seq += 1;
-        self.stream.push_back(Entry {
-            seq: self.seq,
-            topic: args[5].clone(),
-            data: args[6].clone(),
-            origin: args[7].clone(),
-            kind: args[8].clone(),
-        });
+        let count = seq - if self.epoch.is_some() { self.seq } else { 0 };
+        if count == 0 {
+            return Reply::Error(refused.expect("a message or more"));
+        }
+        self.epoch = Some(epoch.clone());
+        self.seq = seq;
         while self.stream.len() > max_len {
             self.stream.pop_front();
         }
         self.wake_readers();
-        Reply::Array(vec![
-            bulk(self.epoch.clone().unwrap().as_bytes()),
-            Reply::Integer(self.seq as i64),
-        ])
+        let mut reply = vec![
+            bulk(epoch.as_bytes()),
+            Reply::Integer(seq as i64),
+            Reply::Integer(count as i64),
+        ];
+        reply.extend(refused.map(Reply::Bulk));
+        Reply::Array(reply)
     }
 }

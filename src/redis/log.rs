@@ -8,9 +8,10 @@
 //!
 //! # Appending
 //!
-//! A publish is sent at once as `EVALSHA` of the append script
-//! ([`super::script`]) on the append link, pipelined behind the others.
-//! The script's reply only settles failures: Redis refused (`503` with its
+//! The publishes of one turn are sent together when the driver takes the
+//! log's output after the turn: one `EVALSHA` of the append script
+//! ([`super::script`]) per batch, on the append link, pipelined behind the
+//! others. The script's reply only settles failures: Redis refused (`503` with its
 //! reason), or `NOSCRIPT` (the script cache was lost: `SCRIPT LOAD`, then
 //! the appends that got it are sent again in order, new ones waiting
 //! behind them). A message **commits when the tail reads it back**, in `N`
@@ -156,9 +157,9 @@ enum Cmd {
     Select,
     Load,
     Ping,
-    /// An append, and the script generation it was sent in (see
-    /// [`RedisLog::script_gen`]).
-    Append(Ticket, u64),
+    /// A batch of appends, in order, and the script generation it was sent
+    /// in (see [`RedisLog::script_gen`]).
+    Append(Box<[Ticket]>, u64),
     Epoch,
     Meta,
     Read,
@@ -290,9 +291,13 @@ pub struct RedisLog {
     history: History,
     links: [Conn; 2],
     appends: BTreeMap<Ticket, Pending>,
-    /// Appends not sent yet, in order.
+    /// Appends not sent yet, in order: a turn's appends go out together
+    /// when the driver takes the output.
     held: VecDeque<Ticket>,
-    /// Append commands sent and not answered.
+    /// The time of the latest call that brought one (the commands sent by
+    /// [`Log::poll_output`] are overdue from it).
+    clock: Instant,
+    /// Append batches sent and not answered.
     appends_in_flight: usize,
     /// Bumped by every `SCRIPT LOAD` after a `NOSCRIPT`: appends sent
     /// before it may get `NOSCRIPT` and are sent again.
@@ -347,6 +352,7 @@ impl RedisLog {
             links,
             appends: BTreeMap::new(),
             held: VecDeque::new(),
+            clock: Instant::ZERO,
             appends_in_flight: 0,
             script_gen: 0,
             reload_draining: 0,
@@ -514,7 +520,7 @@ impl RedisLog {
                     self.send_held(now);
                 }
             }
-            Cmd::Append(ticket, gen) => self.handle_append_reply(ticket, gen, reply, now),
+            Cmd::Append(tickets, gen) => self.handle_append_reply(tickets, gen, reply, now),
             Cmd::Epoch => match decode_epoch_reply(reply) {
                 Ok(log) => {
                     self.see_epoch(&log.epoch, log.seq, now);
@@ -632,11 +638,10 @@ impl Log for RedisLog {
                 noscripts: 0,
             },
         );
-        if self.links[usize::from(APPEND_LINK)].phase == Phase::Ready && self.reload_draining == 0 {
-            self.send_append(ticket, now);
-        } else {
-            self.held.push_back(ticket);
-        }
+        // Sent with the rest of the turn's appends, in one script call
+        // ([`Log::poll_output`]).
+        self.held.push_back(ticket);
+        self.clock = self.clock.max(now);
         Ok(())
     }
 
@@ -688,6 +693,7 @@ impl Log for RedisLog {
     }
 
     fn handle_event(&mut self, event: LogEvent, now: Instant) {
+        self.clock = self.clock.max(now);
         match event {
             LogEvent::Up { link } if link <= TAIL_LINK => self.handle_up(link, now),
             LogEvent::Down { link, why } if link <= TAIL_LINK => {
@@ -722,6 +728,9 @@ impl Log for RedisLog {
     }
 
     fn poll_output(&mut self) -> Option<LogOutput> {
+        if !self.held.is_empty() {
+            self.send_held(self.clock);
+        }
         if let Some(action) = self.actions.pop_front() {
             return Some(action);
         }
@@ -759,6 +768,7 @@ impl Log for RedisLog {
     }
 
     fn handle_timeout(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
         let timeout = self.timeout();
         for link in [APPEND_LINK, TAIL_LINK] {
             let c = self.link(link);

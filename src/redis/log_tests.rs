@@ -722,7 +722,12 @@ fn sent_appends(log: &mut RedisLog) -> Vec<String> {
     let mut names = Vec::new();
     while let Ok(crate::wire::resp::Decoded::Reply(Reply::Array(args))) = decoder.next_reply() {
         names.push(match text(&args[0]).as_str() {
-            "EVALSHA" => text(&args[8]),
+            "EVALSHA" => args[8..]
+                .iter()
+                .step_by(4)
+                .map(text)
+                .collect::<Vec<_>>()
+                .join("+"),
             other => other.to_string(),
         });
     }
@@ -736,15 +741,101 @@ fn after_noscript_new_appends_wait_for_those_sent_before_the_reload() {
     for (ticket, data) in [(1, "m1"), (2, "m2")] {
         log.append(ticket, "t", Kind::Text, data, now).unwrap();
     }
-    assert_eq!(sent_appends(&mut log), ["m1", "m2"]);
-    let noscript = Reply::Error(b"NOSCRIPT No matching script.".to_vec());
-    // m1's NOSCRIPT comes first: reload, send m1 again; m2 is still out.
-    answer(&mut log, APPEND_LINK, std::slice::from_ref(&noscript), now);
+    assert_eq!(sent_appends(&mut log), ["m1+m2"], "one turn, one batch");
     log.append(3, "t", Kind::Text, "m3", now).unwrap();
-    assert_eq!(sent_appends(&mut log), ["SCRIPT", "m1"], "m3 waits");
-    // m2's NOSCRIPT: sent again, then m3, in the order published.
+    assert_eq!(sent_appends(&mut log), ["m3"], "the next turn's batch");
+    let noscript = Reply::Error(b"NOSCRIPT No matching script.".to_vec());
+    // The first batch's NOSCRIPT comes first: reload, send it again; the
+    // second is still out.
+    answer(&mut log, APPEND_LINK, std::slice::from_ref(&noscript), now);
+    log.append(4, "t", Kind::Text, "m4", now).unwrap();
+    assert_eq!(sent_appends(&mut log), ["SCRIPT", "m1+m2"], "m4 waits");
+    // The second's NOSCRIPT: sent again, then m4, in the order published.
     answer(&mut log, APPEND_LINK, &[noscript], now);
-    assert_eq!(sent_appends(&mut log), ["m2", "m3"]);
+    assert_eq!(sent_appends(&mut log), ["m3", "m4"]);
+}
+
+/// The `EVALSHA`s the fake ran: how many messages each carried.
+fn batch_sizes(redis: &FakeRedis) -> Vec<usize> {
+    redis
+        .received
+        .iter()
+        .filter(|c| c[0].eq_ignore_ascii_case(b"EVALSHA"))
+        .map(|c| (c.len() - 7) / 4)
+        .collect()
+}
+
+#[test]
+fn a_turns_publishes_go_in_one_script_call_and_commit_in_order_with_their_tickets() {
+    let mut rig = Rig::new();
+    let a = rig.node_with(1, settings(1000, 600, "redis://127.0.0.1:6379"));
+    let b = rig.node(2);
+    let now = rig.now;
+    for ticket in 1..=5 {
+        let data = format!("m{ticket}");
+        rig.log(a)
+            .append(ticket, "t", Kind::Text, &data, now)
+            .unwrap();
+    }
+    rig.pump();
+    assert_eq!(batch_sizes(&rig.redis), [5]);
+    let expected: Vec<(Option<Ticket>, String, String)> = (1..=5)
+        .map(|n| (Some(n), format!("p1-{n}"), format!("m{n}")))
+        .collect();
+    assert_eq!(rig.messages(a), expected);
+    let others: Vec<(Option<Ticket>, String, String)> =
+        expected.into_iter().map(|(_, id, d)| (None, id, d)).collect();
+    assert_eq!(rig.messages(b), others, "the other node: same ids, no tickets");
+    // A turn of more than one batch holds: split at MAX_BATCH_MESSAGES,
+    // still in order.
+    let now = rig.now;
+    let many = super::script::MAX_BATCH_MESSAGES as u64 + 44;
+    for ticket in 100..100 + many {
+        rig.log(a)
+            .append(ticket, "t", Kind::Text, "x", now)
+            .unwrap();
+    }
+    rig.pump();
+    assert_eq!(
+        batch_sizes(&rig.redis),
+        [5, super::script::MAX_BATCH_MESSAGES, 44]
+    );
+    let tickets: Vec<Option<Ticket>> = rig.messages(a)[5..].iter().map(|m| m.0).collect();
+    let expected: Vec<Option<Ticket>> = (100..100 + many).map(Some).collect();
+    assert_eq!(tickets, expected);
+    assert_eq!(rig.log(a).head(), 5 + many);
+    assert!(rig.failures(a).is_empty());
+}
+
+#[test]
+fn a_message_redis_refuses_mid_batch_fails_with_the_rest_and_those_before_commit() {
+    let mut rig = Rig::new();
+    let a = rig.node(1);
+    rig.redis.refuse_data = Some(b"m2".to_vec());
+    let now = rig.now;
+    for (ticket, data) in [(1, "m1"), (2, "m2"), (3, "m3")] {
+        rig.log(a)
+            .append(ticket, "t", Kind::Text, data, now)
+            .unwrap();
+    }
+    rig.pump();
+    assert_eq!(batch_sizes(&rig.redis), [3]);
+    assert_eq!(
+        rig.messages(a),
+        [(Some(1), "p1-1".to_string(), "m1".to_string())]
+    );
+    let failed = rig.failures(a);
+    let tickets: Vec<Ticket> = failed.iter().map(|f| f.0).collect();
+    assert_eq!(tickets, [2, 3]);
+    for (_, error) in &failed {
+        assert_eq!(status(error).0, 503);
+        assert!(error.to_string().contains("Redis refused the message: OOM"), "{error}");
+    }
+    // Nothing was lost from the sequence: the next message is p1-2.
+    rig.redis.refuse_data = None;
+    rig.append(a, 4, "t", "m4").unwrap();
+    assert_eq!(rig.ids(a), ["p1-1", "p1-2"]);
+    assert_eq!(rig.log(a).pending(), 0);
 }
 
 #[test]

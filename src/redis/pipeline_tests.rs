@@ -5,7 +5,7 @@ use super::*;
 use crate::redis::fake::FakeRedis;
 use crate::redis::script::{
     append_eval_command, append_evalsha_command, decode_append_reply, is_script_loaded,
-    script_load_command, Append, AppendError, LogKeys,
+    script_load_command, Append, AppendError, LogKeys, Message,
 };
 use crate::redis::url::RedisUrl;
 use proptest::prelude::*;
@@ -64,14 +64,17 @@ fn a_connection_logs_in_selects_loads_and_appends_in_one_pipeline() {
     p.send("select", &url.select_command().unwrap()).unwrap();
     p.send("load", &script_load_command()).unwrap();
     for data in ["a", "b"] {
-        let append = Append {
-            keys: &keys,
-            proposed_epoch: "e7",
-            max_len: 10,
+        let messages = [Message {
             topic: b"news",
             data: data.as_bytes(),
             origin: b"n1:1",
             kind: crate::log::Kind::Text,
+        }];
+        let append = Append {
+            keys: &keys,
+            proposed_epoch: "e7",
+            max_len: 10,
+            messages: &messages,
         };
         p.send("append", &append_evalsha_command(&append)).unwrap();
     }
@@ -92,18 +95,29 @@ fn appends_that_got_noscript_are_resent_in_order_and_keep_their_order() {
     let mut redis = FakeRedis::new(keys.clone());
     let mut p = pipeline();
     let messages = ["m1", "m2", "m3"];
-    let append = |data: &'static str| Append {
-        keys: &keys,
-        proposed_epoch: "e7",
-        max_len: 10,
-        topic: b"t",
-        data: data.as_bytes(),
-        origin: b"n1:1",
-        kind: crate::log::Kind::Text,
+    let send = |p: &mut Pipeline<&'static str>, data: &'static str, sha: bool| {
+        let messages = [Message {
+            topic: b"t",
+            data: data.as_bytes(),
+            origin: b"n1:1",
+            kind: crate::log::Kind::Text,
+        }];
+        let append = Append {
+            keys: &keys,
+            proposed_epoch: "e7",
+            max_len: 10,
+            messages: &messages,
+        };
+        let args = if sha {
+            append_evalsha_command(&append)
+        } else {
+            append_eval_command(&append)
+        };
+        p.send(data, &args).unwrap();
     };
     // The script cache is empty: every pipelined EVALSHA fails, unrun.
     for m in messages {
-        p.send(m, &append_evalsha_command(&append(m))).unwrap();
+        send(&mut p, m, true);
     }
     let failed: Vec<&str> = round_trip(&mut p, &mut redis, 4)
         .into_iter()
@@ -116,7 +130,7 @@ fn appends_that_got_noscript_are_resent_in_order_and_keep_their_order() {
     // Reload once, resend in the order they failed, then the new one.
     p.send("reload", &script_load_command()).unwrap();
     for m in failed.iter().chain(&["m4"]) {
-        p.send(m, &append_evalsha_command(&append(m))).unwrap();
+        send(&mut p, m, true);
     }
     let matched = round_trip(&mut p, &mut redis, 3);
     assert!(is_script_loaded(&matched[0].1));
@@ -126,7 +140,7 @@ fn appends_that_got_noscript_are_resent_in_order_and_keep_their_order() {
         .collect();
     assert_eq!(order, [("m1", 1), ("m2", 2), ("m3", 3), ("m4", 4)]);
     // EVAL works as the fallback too.
-    p.send("m5", &append_eval_command(&append("m5"))).unwrap();
+    send(&mut p, "m5", false);
     let matched = round_trip(&mut p, &mut redis, 2);
     assert_eq!(decode_append_reply(matched[0].1.clone()).unwrap().seq, 5);
 }
