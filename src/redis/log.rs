@@ -248,7 +248,7 @@ enum Sent {
     InFlight,
     /// Redis took it as `epoch-seq`; the tail has not read it back yet.
     Acked {
-        epoch: Box<str>,
+        epoch: Rc<str>,
         seq: u64,
     },
 }
@@ -305,6 +305,8 @@ pub struct RedisLog {
     /// While appends of an older generation are still in flight: how many.
     /// New appends wait meanwhile, so they go after the ones sent again.
     reload_draining: usize,
+    /// The bytes of the tail's last `XREAD` reply (kept for its capacity).
+    raw_reply: Vec<u8>,
     /// The tail's `HMGET` of this round, kept until its `XREAD` answers.
     round_meta: Option<Meta>,
     tail_count: u64,
@@ -356,6 +358,7 @@ impl RedisLog {
             appends_in_flight: 0,
             script_gen: 0,
             reload_draining: 0,
+            raw_reply: Vec::new(),
             round_meta: None,
             tail_count,
             items: VecDeque::new(),
@@ -559,7 +562,13 @@ impl RedisLog {
                 }
                 Err(e) => self.fail(link, e.to_string(), now, true),
             },
-            Cmd::Read => self.handle_read_reply(reply, now),
+            // Taken raw (see `handle_event`); built only if it began
+            // otherwise, which cannot happen.
+            Cmd::Read => {
+                let mut bytes = Vec::new();
+                crate::wire::resp::encode_reply(&mut bytes, &reply);
+                self.handle_read_reply(&bytes, now);
+            }
         }
     }
 
@@ -708,14 +717,29 @@ impl Log for RedisLog {
                 }
                 self.link(link).pipeline.handle_read(&bytes);
                 loop {
-                    let c = self.link(link);
-                    match c.pipeline.next_reply() {
-                        Ok(Matched::Reply(cmd, reply)) => {
-                            c.deadlines.pop_front();
-                            c.heard_at = now;
-                            self.handle_reply(link, cmd, reply, now);
+                    let c = &mut self.links[usize::from(link)];
+                    // The log's entries are read from the reply's bytes,
+                    // not built into a value each (a read brings up to
+                    // TAIL_COUNT_MAX of them).
+                    let mut raw = std::mem::take(&mut self.raw_reply);
+                    raw.clear();
+                    let matched = c
+                        .pipeline
+                        .next_match(|cmd| matches!(cmd, Cmd::Read), &mut raw);
+                    if matches!(matched, Ok(Matched::Reply(..) | Matched::Raw(_))) {
+                        c.deadlines.pop_front();
+                        c.heard_at = now;
+                    }
+                    match matched {
+                        Ok(Matched::Reply(cmd, reply)) => self.handle_reply(link, cmd, reply, now),
+                        Ok(Matched::Raw(_)) => {
+                            self.handle_read_reply(&raw, now);
+                            self.raw_reply = raw;
                         }
-                        Ok(Matched::Incomplete) => return,
+                        Ok(Matched::Incomplete) => {
+                            self.raw_reply = raw;
+                            return;
+                        }
                         Err(e) => {
                             let why = format!("Redis sent what cannot be trusted: {e}");
                             return self.fail(link, why, now, true);

@@ -783,9 +783,15 @@ fn a_turns_publishes_go_in_one_script_call_and_commit_in_order_with_their_ticket
         .map(|n| (Some(n), format!("p1-{n}"), format!("m{n}")))
         .collect();
     assert_eq!(rig.messages(a), expected);
-    let others: Vec<(Option<Ticket>, String, String)> =
-        expected.into_iter().map(|(_, id, d)| (None, id, d)).collect();
-    assert_eq!(rig.messages(b), others, "the other node: same ids, no tickets");
+    let others: Vec<(Option<Ticket>, String, String)> = expected
+        .into_iter()
+        .map(|(_, id, d)| (None, id, d))
+        .collect();
+    assert_eq!(
+        rig.messages(b),
+        others,
+        "the other node: same ids, no tickets"
+    );
     // A turn of more than one batch holds: split at MAX_BATCH_MESSAGES,
     // still in order.
     let now = rig.now;
@@ -829,7 +835,10 @@ fn a_message_redis_refuses_mid_batch_fails_with_the_rest_and_those_before_commit
     assert_eq!(tickets, [2, 3]);
     for (_, error) in &failed {
         assert_eq!(status(error).0, 503);
-        assert!(error.to_string().contains("Redis refused the message: OOM"), "{error}");
+        assert!(
+            error.to_string().contains("Redis refused the message: OOM"),
+            "{error}"
+        );
     }
     // Nothing was lost from the sequence: the next message is p1-2.
     rig.redis.refuse_data = None;

@@ -37,7 +37,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use crate::wire::resp::{encode_command, Arg, Decoded, Decoder, Limits, Reply, RespError};
+use crate::wire::resp::{encode_command, Arg, Decoder, Limits, Next, Reply, RespError};
 
 /// Default for [`Pipeline::max_pending`]: commands sent and not yet
 /// answered on one connection.
@@ -48,6 +48,9 @@ pub const DEFAULT_MAX_PENDING: usize = 4096;
 pub enum Matched<K> {
     /// The reply to the oldest command waiting, and what that command was.
     Reply(K, Reply),
+    /// The reply to the oldest command waiting, taken raw (see
+    /// [`Pipeline::next_match`]), and what that command was.
+    Raw(K),
     /// Every reply received so far was matched; read more.
     Incomplete,
 }
@@ -202,17 +205,38 @@ impl<K> Pipeline<K> {
     /// The next reply with the command it answers, [`Matched::Incomplete`],
     /// or the error that ended the stream (returned again on later calls).
     pub fn next_reply(&mut self) -> Result<Matched<K>, PipelineError> {
+        self.next_match(|_| false, &mut Vec::new())
+    }
+
+    /// Like [`next_reply`](Self::next_reply), but the reply to a command
+    /// for which `raw` says so is not built: its bytes, checked as RESP2
+    /// within the limits, are appended to `raw_out` (walk them with a
+    /// [`Reader`](crate::wire::resp::Reader)) and [`Matched::Raw`] names
+    /// the command. A reply of many values then costs no allocation each.
+    pub fn next_match(
+        &mut self,
+        raw: impl Fn(&K) -> bool,
+        raw_out: &mut Vec<u8>,
+    ) -> Result<Matched<K>, PipelineError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
-        let result = match self.decoder.next_reply() {
-            Ok(Decoded::Incomplete) => return Ok(Matched::Incomplete),
-            Ok(Decoded::Reply(reply)) => match self.waiting.front() {
+        let want_raw = self.waiting.front().is_some_and(|w| raw(&w.kind));
+        let result = match self.decoder.next(want_raw) {
+            Ok(Next::Incomplete) => return Ok(Matched::Incomplete),
+            Ok(next) => match self.waiting.front() {
                 // Redis reads a command before answering it: a reply to a
                 // command not yet written whole is one nobody asked for.
                 Some(w) if w.end <= self.written => {
                     let w = self.waiting.pop_front().expect("checked above");
-                    return Ok(Matched::Reply(w.kind, reply));
+                    return Ok(match next {
+                        Next::Reply(reply) => Matched::Reply(w.kind, reply),
+                        Next::Raw(bytes) => {
+                            raw_out.extend_from_slice(bytes);
+                            Matched::Raw(w.kind)
+                        }
+                        Next::Incomplete => unreachable!("matched above"),
+                    });
                 }
                 _ => PipelineError::Unsolicited,
             },

@@ -201,7 +201,11 @@ fn the_scripts_reply_gives_the_ids_or_says_why_not() {
             Reply::Integer(1),
             Reply::Integer(1),
         ]),
-        reply(vec![Reply::Bulk(Vec::new()), Reply::Integer(1), Reply::Integer(1)]),
+        reply(vec![
+            Reply::Bulk(Vec::new()),
+            Reply::Integer(1),
+            Reply::Integer(1),
+        ]),
         reply(vec![epoch(), Reply::Integer(0), Reply::Integer(1)]),
         reply(vec![epoch(), Reply::Integer(5), Reply::Integer(0)]),
         reply(vec![epoch(), Reply::Integer(2), Reply::Integer(3)]),
@@ -252,11 +256,20 @@ fn a_batch_gets_consecutive_ids_in_order_and_a_refusal_keeps_what_came_before() 
     assert!(appended.rest_refused.unwrap().starts_with(b"OOM"));
     // Refused at the first message: an error, nothing changed.
     let messages = one("t", "5");
-    let refused = call(&mut redis, &append_eval_command(&batch(&k, "aaa", &messages)));
-    assert!(matches!(decode_append_reply(refused), Err(AppendError::Refused(_))));
+    let refused = call(
+        &mut redis,
+        &append_eval_command(&batch(&k, "aaa", &messages)),
+    );
+    assert!(matches!(
+        decode_append_reply(refused),
+        Err(AppendError::Refused(_))
+    ));
     assert_eq!(redis.seq, 4);
     redis.refuse_data = None;
-    let next = call(&mut redis, &append_eval_command(&batch(&k, "aaa", &messages)));
+    let next = call(
+        &mut redis,
+        &append_eval_command(&batch(&k, "aaa", &messages)),
+    );
     assert_eq!(decode_append_reply(next).unwrap().seq, 5);
 }
 

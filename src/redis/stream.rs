@@ -20,7 +20,7 @@
 //! consecutive, so the first entry read after `N` tells exactly how many
 //! were trimmed before the node could read them.
 
-use crate::wire::resp::{Arg, Reply};
+use crate::wire::resp::{Arg, Reader, Reply, Token};
 
 use super::script::{kind_of_field, LogKeys};
 use crate::log::Kind;
@@ -120,69 +120,77 @@ impl ReadCommand {
     }
 }
 
-/// One entry of the log as read back.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
+/// One entry of the log as read back, borrowed from the reply's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry<'a> {
     /// Its `N`.
     pub seq: u64,
-    pub topic: Vec<u8>,
-    pub data: Vec<u8>,
+    pub topic: &'a [u8],
+    pub data: &'a [u8],
     /// The field `o`, empty when absent.
-    pub origin: Vec<u8>,
+    pub origin: &'a [u8],
     /// The field `k` (text when absent).
     pub kind: Kind,
 }
 
-/// Reads `XREAD`'s reply: the entries in id order (none when it timed
-/// out). Entries whose id is not `N-0` were not written by the append
-/// script and are left out.
-pub fn decode_read_reply(reply: Reply) -> Result<Vec<Entry>, Unexpected> {
-    let streams = match reply {
-        Reply::NullArray => return Ok(Vec::new()),
-        Reply::Array(streams) => streams,
-        other => return Err(unexpected("XREAD answered", &other)),
+/// Reads `XREAD`'s reply from its bytes (taken raw: see
+/// [`crate::wire::resp::Decoder::next_raw`]): the entries in id order
+/// (none when it timed out), borrowing their fields from `reply`. Entries
+/// whose id is not `N-0` were not written by the append script and are
+/// left out.
+pub fn decode_read_reply(reply: &[u8]) -> Result<Vec<Entry<'_>>, Unexpected> {
+    let mut r = Reader::new(reply);
+    let bad = |what: &str| {
+        let mut text = format!("{what}: {:?}", String::from_utf8_lossy(reply));
+        text.truncate(200);
+        Unexpected(text)
+    };
+    let streams = match r.next_token() {
+        Some(Token::NullArray) => return Ok(Vec::new()),
+        Some(Token::Array(streams)) => streams,
+        _ => return Err(bad("XREAD answered")),
     };
     let mut out = Vec::new();
-    for stream in streams {
-        let Reply::Array(pair) = stream else {
-            return Err(unexpected("XREAD's stream is", &stream));
+    for _ in 0..streams {
+        let (Some(2), Some(_key), Some(entries)) = (r.array(), r.bulk(), r.array()) else {
+            return Err(bad("XREAD's stream is not [key, entries]"));
         };
-        let Ok([_key, Reply::Array(entries)]) = <[Reply; 2]>::try_from(pair) else {
-            return Err(Unexpected("XREAD's stream is not [key, entries]".into()));
-        };
-        for entry in entries {
-            let Reply::Array(pair) = entry else {
-                return Err(unexpected("XREAD's entry is", &entry));
-            };
-            let Ok([Reply::Bulk(id), Reply::Array(fields)]) = <[Reply; 2]>::try_from(pair) else {
-                return Err(Unexpected("XREAD's entry is not [id, fields]".into()));
-            };
-            let Some(seq) = id.strip_suffix(b"-0").and_then(parse_u64) else {
-                continue;
+        out.reserve(entries);
+        for _ in 0..entries {
+            let (Some(2), Some(id), Some(fields)) = (r.array(), r.bulk(), r.array()) else {
+                return Err(bad("XREAD's entry is not [id, fields]"));
             };
             let mut e = Entry {
-                seq,
-                topic: Vec::new(),
-                data: Vec::new(),
-                origin: Vec::new(),
+                seq: 0,
+                topic: &[],
+                data: &[],
+                origin: &[],
                 kind: Kind::Text,
             };
-            let mut fields = fields.into_iter();
-            while let (Some(Reply::Bulk(name)), Some(Reply::Bulk(value))) =
-                (fields.next(), fields.next())
-            {
-                match name.as_slice() {
+            for _ in 0..fields / 2 {
+                let (Some(name), Some(value)) = (r.bulk(), r.bulk()) else {
+                    return Err(bad("XREAD's fields are not bulk strings"));
+                };
+                match name {
                     b"t" => e.topic = value,
                     b"d" => e.data = value,
                     b"o" => e.origin = value,
-                    b"k" => e.kind = kind_of_field(&value),
+                    b"k" => e.kind = kind_of_field(value),
                     _ => {}
                 }
             }
-            out.push(e);
+            if fields % 2 == 1 && r.skip_value().is_none() {
+                return Err(bad("XREAD's entry is cut short"));
+            }
+            if let Some(seq) = id.strip_suffix(b"-0").and_then(parse_u64) {
+                e.seq = seq;
+                out.push(e);
+            }
         }
     }
-    out.sort_by_key(|e| e.seq);
+    if !out.windows(2).all(|w| w[0].seq < w[1].seq) {
+        out.sort_by_key(|e| e.seq);
+    }
     Ok(out)
 }
 
@@ -227,39 +235,60 @@ mod tests {
         );
     }
 
+    fn wire(reply: &Reply) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::wire::resp::encode_reply(&mut out, reply);
+        out
+    }
+
     #[test]
     fn entries_come_back_with_topic_data_origin_and_kind_in_id_order() {
-        let reply = Reply::Array(vec![Reply::Array(vec![
+        let reply = wire(&Reply::Array(vec![Reply::Array(vec![
             bulk("{p}:log"),
             Reply::Array(vec![
                 entry("8-0", &["t", "a", "d", "eA==", "o", "n1:3", "k", "b"]),
-                entry("7-0", &["d", "y", "t", "b"]),
+                entry("7-0", &["d", "y", "t", "b", "x"]),
                 entry("1700000000000-5", &["t", "a", "d", "by hand"]),
             ]),
-        ])]);
-        let entries = decode_read_reply(reply).unwrap();
+        ])]));
+        let entries = decode_read_reply(&reply).unwrap();
         assert_eq!(
             entries,
             [
                 Entry {
                     seq: 7,
-                    topic: b"b".to_vec(),
-                    data: b"y".to_vec(),
-                    origin: Vec::new(),
+                    topic: b"b",
+                    data: b"y",
+                    origin: b"",
                     kind: Kind::Text,
                 },
                 Entry {
                     seq: 8,
-                    topic: b"a".to_vec(),
-                    data: b"eA==".to_vec(),
-                    origin: b"n1:3".to_vec(),
+                    topic: b"a",
+                    data: b"eA==",
+                    origin: b"n1:3",
                     kind: Kind::Binary,
                 },
             ]
         );
-        assert_eq!(decode_read_reply(Reply::NullArray).unwrap(), []);
-        assert!(decode_read_reply(Reply::Error(b"ERR".to_vec())).is_err());
-        assert!(decode_read_reply(Reply::Array(vec![bulk("x")])).is_err());
+        assert_eq!(decode_read_reply(&wire(&Reply::NullArray)).unwrap(), []);
+        for odd in [
+            Reply::Error(b"ERR".to_vec()),
+            Reply::Array(vec![bulk("x")]),
+            Reply::Array(vec![Reply::Array(vec![bulk("k"), bulk("x")])]),
+            Reply::Array(vec![Reply::Array(vec![
+                bulk("k"),
+                Reply::Array(vec![Reply::Array(vec![bulk("1-0"), bulk("t")])]),
+            ])]),
+            Reply::Array(vec![Reply::Array(vec![
+                bulk("k"),
+                Reply::Array(vec![entry("1-0", &["t", "a"]), bulk("2-0")]),
+            ])]),
+        ] {
+            assert!(decode_read_reply(&wire(&odd)).is_err(), "{odd:?}");
+        }
+        // Cut short: not the reply of a whole XREAD.
+        assert!(decode_read_reply(&reply[..reply.len() - 3]).is_err());
     }
 
     #[test]

@@ -21,6 +21,10 @@
 //!   the same error however the bytes are split, and bounds memory by
 //!   [`Limits`]: an over-long bulk string, array, nesting or reply is refused
 //!   with its own [`RespError`] instead of being buffered.
+//! - [`Decoder::next_raw`] checks the next reply just as thoroughly but
+//!   builds no value: it hands back the reply's bytes, which a [`Reader`]
+//!   walks token by token, borrowing. A reply of many small values (an
+//!   `XREAD` of a thousand entries) then costs no allocation per value.
 //! - [`encode_reply`] writes a reply as a server would (for fakes, tests and
 //!   the fuzz target).
 //!
@@ -33,6 +37,9 @@
 //! is accepted; Redis never sends one, and [`encode_reply`] never writes one.
 
 use std::fmt;
+
+mod reader;
+pub use reader::{Reader, Token};
 
 /// Default for [`Limits::max_bulk_len`]: 16 MiB, the largest WebSocket
 /// message pushlab accepts by default (`--ws-max-message`), so any message
@@ -369,6 +376,21 @@ enum State {
     Line,
     /// The `data` of a bulk string of `len` bytes, then its CRLF.
     Bulk { data: Vec<u8>, len: usize },
+    /// A bulk string's data in a raw reply: `left` bytes still to pass,
+    /// then its CRLF.
+    Skip { left: usize },
+}
+
+/// The result of [`Decoder::next`] that is not an error.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next<'a> {
+    /// The next complete reply, decoded.
+    Reply(Reply),
+    /// The next complete reply's bytes, checked as [`Decoder::next_reply`]
+    /// checks them; walk them with a [`Reader`].
+    Raw(&'a [u8]),
+    /// Every complete reply fed so far was returned; feed more bytes.
+    Incomplete,
 }
 
 /// A resumable RESP2 reply decoder.
@@ -395,6 +417,14 @@ pub struct Decoder {
     open: Vec<OpenArray>,
     /// Bytes of the current top-level reply consumed so far.
     reply_len: usize,
+    /// The current reply is raw: checked and kept in `buf` from `start`,
+    /// not built.
+    raw: bool,
+    /// Where the current top-level reply starts in `buf` (raw replies).
+    start: usize,
+    /// A decoded reply encoded again, for a `next_raw` that finished a
+    /// reply `next_reply` began (empty otherwise).
+    spare: Vec<u8>,
     limits: Limits,
     failed: Option<RespError>,
 }
@@ -420,6 +450,9 @@ impl Decoder {
             state: State::Line,
             open: Vec::new(),
             reply_len: 0,
+            raw: false,
+            start: 0,
+            spare: Vec::new(),
             limits,
             failed: None,
         }
@@ -439,7 +472,13 @@ impl Decoder {
     /// unfinished array or bulk string)? At the end of a connection this
     /// says the peer stopped mid-reply.
     pub fn is_mid_reply(&self) -> bool {
-        self.buffered() > 0 || !self.open.is_empty() || matches!(self.state, State::Bulk { .. })
+        self.buffered() > 0 || !self.open.is_empty() || !matches!(self.state, State::Line)
+    }
+
+    /// Is a reply begun: an array still open or a bulk string's data still
+    /// coming? (Its mode, raw or not, is then fixed.)
+    fn is_in_reply(&self) -> bool {
+        !self.open.is_empty() || !matches!(self.state, State::Line)
     }
 
     /// Hands the decoder the next bytes of the stream.
@@ -447,13 +486,21 @@ impl Decoder {
         if self.failed.is_some() {
             return;
         }
-        if self.pos == self.buf.len() {
+        // A raw reply in progress keeps its bytes from its start.
+        let keep = if self.raw && self.is_in_reply() {
+            self.start
+        } else {
+            self.pos
+        };
+        if keep == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
-        } else if self.pos >= self.buf.len() / 2 {
+            self.start = 0;
+        } else if keep >= self.buf.len() / 2 {
             // Amortised: each byte moves at most once per doubling.
-            self.buf.drain(..self.pos);
-            self.pos = 0;
+            self.buf.drain(..keep);
+            self.pos -= keep;
+            self.start = self.start.saturating_sub(keep);
         }
         self.buf.extend_from_slice(bytes);
     }
@@ -462,16 +509,58 @@ impl Decoder {
     /// needed, or the error that ended the stream (returned again on every
     /// later call).
     pub fn next_reply(&mut self) -> Result<Decoded, RespError> {
+        Ok(match self.next(false)? {
+            Next::Reply(reply) => Decoded::Reply(reply),
+            // Only when a reply begun by `next_raw` is finished here.
+            Next::Raw(bytes) => Decoded::Reply(Reply::Bulk(bytes.to_vec())),
+            Next::Incomplete => Decoded::Incomplete,
+        })
+    }
+
+    /// The next complete reply's bytes, checked against RESP2 and the
+    /// [`Limits`] exactly as [`next_reply`](Self::next_reply) checks them
+    /// (the same error at the same byte) but not built into a [`Reply`]:
+    /// `None` when more bytes are needed. The bytes stay valid until the
+    /// next call; a [`Reader`] walks them.
+    pub fn next_raw(&mut self) -> Result<Option<&[u8]>, RespError> {
+        let decoded = match self.next(true)? {
+            Next::Incomplete => return Ok(None),
+            Next::Raw(_) => None,
+            Next::Reply(reply) => Some(reply),
+        };
+        match decoded {
+            None => Ok(Some(&self.buf[self.start..self.pos])),
+            // Only when a reply begun by `next_reply` is finished here: the
+            // bytes it came from are gone; give them encoded again.
+            Some(reply) => {
+                self.spare.clear();
+                encode_reply(&mut self.spare, &reply);
+                Ok(Some(&self.spare))
+            }
+        }
+    }
+
+    /// The next complete reply, decoded or, when `raw`, as its checked
+    /// bytes ([`next_raw`](Self::next_raw)). `raw` chooses for a reply
+    /// that begins in this call; one begun in an earlier call keeps the
+    /// mode it began in.
+    pub fn next(&mut self, raw: bool) -> Result<Next<'_>, RespError> {
         if let Some(e) = self.failed {
             return Err(e);
         }
+        if !self.is_in_reply() {
+            self.raw = raw;
+        }
         match self.decode() {
-            Ok(decoded) => Ok(decoded),
+            Ok(Some(_)) if self.raw => Ok(Next::Raw(&self.buf[self.start..self.pos])),
+            Ok(Some(reply)) => Ok(Next::Reply(reply)),
+            Ok(None) => Ok(Next::Incomplete),
             Err(e) => {
                 self.failed = Some(e);
                 // The stream is dead: let the memory go.
                 self.buf = Vec::new();
                 self.pos = 0;
+                self.start = 0;
                 self.open = Vec::new();
                 self.state = State::Line;
                 Err(e)
@@ -479,7 +568,9 @@ impl Decoder {
         }
     }
 
-    fn decode(&mut self) -> Result<Decoded, RespError> {
+    /// The next complete reply (in a raw reply, a stand-in: its bytes are
+    /// `buf[start..pos]`), or `None` when more bytes are needed.
+    fn decode(&mut self) -> Result<Option<Reply>, RespError> {
         loop {
             let value = match &mut self.state {
                 State::Bulk { data, len } => {
@@ -487,20 +578,9 @@ impl Decoder {
                     let take = (*len - data.len()).min(available.len());
                     data.extend_from_slice(&available[..take]);
                     self.pos += take;
-                    if data.len() < *len {
-                        return Ok(Decoded::Incomplete);
+                    if data.len() < *len || !self.bulk_terminator()? {
+                        return Ok(None);
                     }
-                    // "$<length>\r\n<data>\r\n": the data's own CRLF.
-                    let rest = &self.buf[self.pos..];
-                    if rest.first().is_some_and(|&b| b != b'\r')
-                        || rest.get(1).is_some_and(|&b| b != b'\n')
-                    {
-                        return Err(RespError::MissingBulkTerminator);
-                    }
-                    if rest.len() < 2 {
-                        return Ok(Decoded::Incomplete);
-                    }
-                    self.pos += 2;
                     // Counted in `reply_len` when the header was read.
                     let State::Bulk { data, .. } = std::mem::replace(&mut self.state, State::Line)
                     else {
@@ -508,16 +588,40 @@ impl Decoder {
                     };
                     Reply::Bulk(data)
                 }
+                State::Skip { left } => {
+                    let take = (*left).min(self.buf.len() - self.pos);
+                    *left -= take;
+                    self.pos += take;
+                    if *left > 0 || !self.bulk_terminator()? {
+                        return Ok(None);
+                    }
+                    self.state = State::Line;
+                    Reply::NullBulk
+                }
                 State::Line => match self.decode_line()? {
                     Some(Some(value)) => value,
                     Some(None) => continue,
-                    None => return Ok(Decoded::Incomplete),
+                    None => return Ok(None),
                 },
             };
             if let Some(reply) = self.complete(value) {
-                return Ok(Decoded::Reply(reply));
+                return Ok(Some(reply));
             }
         }
+    }
+
+    /// "$<length>\r\n<data>\r\n": after the data, its own CRLF. Passes it
+    /// when it is there (`true`); `false` when it has not arrived.
+    fn bulk_terminator(&mut self) -> Result<bool, RespError> {
+        let rest = &self.buf[self.pos..];
+        if rest.first().is_some_and(|&b| b != b'\r') || rest.get(1).is_some_and(|&b| b != b'\n') {
+            return Err(RespError::MissingBulkTerminator);
+        }
+        if rest.len() < 2 {
+            return Ok(false);
+        }
+        self.pos += 2;
+        Ok(true)
     }
 
     /// Reads the line at `pos`. `None`: incomplete. `Some(None)`: a header
@@ -533,8 +637,14 @@ impl Decoder {
         let Some(end) = self.scan_line(kind)? else {
             return Ok(None);
         };
+        if self.open.is_empty() {
+            // The first line of a top-level reply.
+            self.start = self.pos;
+        }
         let content = &self.buf[self.pos + 1..end];
         let value = match kind {
+            // In a raw reply the values are stand-ins: nothing is copied.
+            b'+' | b'-' if self.raw => Some(Reply::NullBulk),
             b'+' => Some(Reply::Simple(content.to_vec())),
             b'-' => Some(Reply::Error(content.to_vec())),
             b':' => Some(Reply::Integer(
@@ -557,9 +667,13 @@ impl Decoder {
                         });
                     }
                     self.reply_len += len + 2;
-                    self.state = State::Bulk {
-                        data: Vec::with_capacity(len.min(PREALLOC_BULK)),
-                        len,
+                    self.state = if self.raw {
+                        State::Skip { left: len }
+                    } else {
+                        State::Bulk {
+                            data: Vec::with_capacity(len.min(PREALLOC_BULK)),
+                            len,
+                        }
                     };
                     None
                 }
@@ -583,8 +697,13 @@ impl Decoder {
                     Some(0) => Some(Reply::Array(Vec::new())),
                     Some(len) => {
                         let len = len as usize;
+                        let items = if self.raw {
+                            Vec::new()
+                        } else {
+                            Vec::with_capacity(len.min(PREALLOC_ITEMS))
+                        };
                         self.open.push(OpenArray {
-                            items: Vec::with_capacity(len.min(PREALLOC_ITEMS)),
+                            items,
                             remaining: len,
                         });
                         None
@@ -650,7 +769,9 @@ impl Decoder {
                 self.reply_len = 0;
                 return Some(value);
             };
-            top.items.push(value);
+            if !self.raw {
+                top.items.push(value);
+            }
             top.remaining -= 1;
             if top.remaining > 0 {
                 return None;

@@ -2,6 +2,7 @@
 //! batches, reading the script's replies, reloading the script after
 //! `NOSCRIPT` in order.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use super::{Cmd, Phase, RedisLog, Sent, APPEND_LINK, MAX_NOSCRIPT, TAIL_LINK};
@@ -116,7 +117,7 @@ impl RedisLog {
                 self.fail_all(&tickets, why);
             }
             Ok(appended) => self.handle_appended(&tickets, appended, now),
-            Err(AppendError::NoScript) => self.handle_noscript(tickets, gen, now),
+            Err(AppendError::NoScript) => self.handle_noscript(&tickets, gen, now),
             Err(AppendError::Refused(message)) => {
                 let why = format!(
                     "Redis refused the message: {}",
@@ -154,7 +155,7 @@ impl RedisLog {
         }
         let count = appended.count as usize;
         let first = appended.seq + 1 - appended.count;
-        let epoch: Box<str> = appended.epoch.into();
+        let epoch: Rc<str> = appended.epoch.into();
         for (seq, ticket) in (first..).zip(&tickets[..count]) {
             if let Some(p) = self.appends.get_mut(ticket) {
                 if matches!(p.state, Sent::InFlight) {
@@ -186,7 +187,7 @@ impl RedisLog {
     /// Redis lost the script: load it again and send again, in order, the
     /// batches that got `NOSCRIPT` (each one that was sent before the load
     /// gets it), new appends waiting until those are answered.
-    pub(super) fn handle_noscript(&mut self, tickets: Box<[Ticket]>, gen: u64, now: Instant) {
+    pub(super) fn handle_noscript(&mut self, tickets: &[Ticket], gen: u64, now: Instant) {
         let mut again = Vec::with_capacity(tickets.len());
         for &ticket in tickets.iter() {
             let Some(p) = self.appends.get_mut(&ticket) else {

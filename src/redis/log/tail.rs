@@ -9,7 +9,6 @@ use crate::log::{Commit, Kind, Notice, Ticket};
 use crate::redis::script::Origin;
 use crate::redis::stream::{decode_read_reply, meta_command, Entry, ReadCommand};
 use crate::time::Instant;
-use crate::wire::resp::Reply;
 
 impl RedisLog {
     /// Sends the tail's next round: `HMGET` and `XREAD`.
@@ -66,7 +65,8 @@ impl RedisLog {
         }
     }
 
-    pub(super) fn handle_read_reply(&mut self, reply: Reply, now: Instant) {
+    /// `XREAD`'s reply, taken raw: its entries borrow from `reply`.
+    pub(super) fn handle_read_reply(&mut self, reply: &[u8], now: Instant) {
         let Some(meta) = self.round_meta.take() else {
             return self.fail(TAIL_LINK, "XREAD answered before HMGET".into(), now, true);
         };
@@ -86,18 +86,18 @@ impl RedisLog {
     }
 
     /// One entry read back, in `N` order.
-    pub(super) fn apply(&mut self, entry: Entry, now: Instant) {
+    pub(super) fn apply(&mut self, entry: Entry<'_>, now: Instant) {
         if entry.seq <= self.head {
             return;
         }
         if entry.seq > self.head + 1 {
             self.gap(self.head + 1, entry.seq - 1, now);
         }
-        let ticket = Origin::parse(&entry.origin)
+        let ticket = Origin::parse(entry.origin)
             .filter(|o| o.node == self.node.as_bytes())
             .map(|o| o.ticket)
             .filter(|t| self.appends.remove(t).is_some());
-        let topic = std::str::from_utf8(&entry.topic)
+        let topic = std::str::from_utf8(entry.topic)
             .ok()
             .filter(|t| is_valid_topic(t));
         let Some(topic) = topic else {
@@ -106,7 +106,7 @@ impl RedisLog {
             self.head = entry.seq;
             return;
         };
-        let data = String::from_utf8_lossy(&entry.data);
+        let data = String::from_utf8_lossy(entry.data);
         self.commit(ticket, topic, entry.kind, &data, entry.seq, now);
     }
 

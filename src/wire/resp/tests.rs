@@ -32,6 +32,70 @@ fn decode_chunks(limits: Limits, chunks: &[&[u8]]) -> (Vec<Reply>, Option<RespEr
     (replies, None)
 }
 
+/// How [`decode_modes`] takes replies.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    Tree,
+    Raw,
+    /// Raw and built, by turns (a reply keeps the mode it began in).
+    Alternating,
+}
+
+/// The value a [`Reader`] reads from its next tokens.
+fn read_back(reader: &mut Reader<'_>) -> Option<Reply> {
+    Some(match reader.next_token()? {
+        Token::Simple(s) => Reply::Simple(s.to_vec()),
+        Token::Error(s) => Reply::Error(s.to_vec()),
+        Token::Integer(n) => Reply::Integer(n),
+        Token::Bulk(b) => Reply::Bulk(b.to_vec()),
+        Token::NullBulk => Reply::NullBulk,
+        Token::NullArray => Reply::NullArray,
+        Token::Array(len) => Reply::Array(
+            (0..len)
+                .map(|_| read_back(reader))
+                .collect::<Option<Vec<_>>>()?,
+        ),
+    })
+}
+
+/// Like [`decode_chunks`], taking raw replies as `mode` says: each raw
+/// reply is read back with a [`Reader`], which must take all its bytes
+/// (and skip it whole as well).
+fn decode_modes(limits: Limits, chunks: &[&[u8]], mode: Mode) -> (Vec<Reply>, Option<RespError>) {
+    let mut decoder = Decoder::with_limits(limits);
+    let mut replies = Vec::new();
+    let mut turn = 0;
+    for chunk in chunks {
+        decoder.feed(chunk);
+        loop {
+            turn += 1;
+            let raw = match mode {
+                Mode::Tree => false,
+                Mode::Raw => true,
+                Mode::Alternating => turn % 2 == 0,
+            };
+            match decoder.next(raw) {
+                Ok(Next::Reply(r)) => replies.push(r),
+                Ok(Next::Raw(bytes)) => {
+                    let mut reader = Reader::new(bytes);
+                    replies.push(read_back(&mut reader).expect("checked bytes read back"));
+                    assert_eq!(reader.remaining(), 0, "one reply, all of its bytes");
+                    let mut skipper = Reader::new(bytes);
+                    assert_eq!(skipper.skip_value(), Some(()));
+                    assert_eq!(skipper.remaining(), 0);
+                }
+                Ok(Next::Incomplete) => break,
+                Err(e) => {
+                    assert_eq!(decoder.next(raw), Err(e), "an error is for good");
+                    return (replies, Some(e));
+                }
+            }
+        }
+        assert!(decoder.buffered() <= limits.max_reply_len);
+    }
+    (replies, None)
+}
+
 fn one(bytes: &[u8]) -> Reply {
     let (mut replies, error) = decode_all(bytes);
     assert_eq!(error, None, "{:?}", String::from_utf8_lossy(bytes));
@@ -609,6 +673,64 @@ proptest! {
     }
 
     #[test]
+    fn raw_replies_are_the_encoded_bytes_and_read_back_to_the_same_values(
+        replies in prop::collection::vec(reply_strategy(), 0..6),
+        cuts in prop::collection::vec(any::<usize>(), 0..10),
+    ) {
+        let mut wire = Vec::new();
+        let mut each = Vec::new();
+        for r in &replies {
+            encode_reply(&mut wire, r);
+            each.push(encoded(r));
+        }
+        let chunks = split(&wire, &cuts);
+        for mode in [Mode::Raw, Mode::Alternating] {
+            prop_assert_eq!(
+                decode_modes(Limits::default(), &chunks, mode),
+                (replies.clone(), None)
+            );
+        }
+        // The bytes themselves, reply by reply.
+        let mut decoder = Decoder::new();
+        let mut raw = Vec::new();
+        for chunk in &chunks {
+            decoder.feed(chunk);
+            while let Some(bytes) = decoder.next_raw().unwrap() {
+                raw.push(bytes.to_vec());
+            }
+        }
+        prop_assert_eq!(raw, each);
+    }
+
+    #[test]
+    fn raw_and_built_replies_agree_on_values_and_errors_however_split(
+        stream in prop_oneof![token_stream(), prop::collection::vec(any::<u8>(), 0..200)],
+        limits in prop_oneof![Just(Limits::default()), small_limits()],
+        cuts in prop::collection::vec(any::<usize>(), 0..12),
+    ) {
+        let whole = decode_modes(limits, &[&stream], Mode::Tree);
+        prop_assert_eq!(&decode_chunks(limits, &[&stream]), &whole);
+        let chunks = split(&stream, &cuts);
+        prop_assert_eq!(&decode_modes(limits, &chunks, Mode::Raw), &whole);
+        prop_assert_eq!(&decode_modes(limits, &chunks, Mode::Alternating), &whole);
+        let bytewise: Vec<&[u8]> = stream.chunks(1).collect();
+        prop_assert_eq!(&decode_modes(limits, &bytewise, Mode::Raw), &whole);
+    }
+
+    #[test]
+    fn a_reader_never_panics_on_any_bytes(
+        bytes in prop_oneof![
+            token_stream(),
+            prop::collection::vec(any::<u8>(), 0..200),
+        ],
+    ) {
+        let mut reader = Reader::new(&bytes);
+        while reader.next_token().is_some() {}
+        let mut skipper = Reader::new(&bytes);
+        while skipper.skip_value().is_some() && skipper.remaining() > 0 {}
+    }
+
+    #[test]
     fn encoded_commands_decode_as_arrays_of_bulk_strings(
         args in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..20), 1..8),
         numbers in prop::collection::vec(any::<u64>(), 0..3),
@@ -659,4 +781,57 @@ proptest! {
         let whole = decode_chunks(limits, &[&bytes]);
         prop_assert_eq!(decode_chunks(limits, &split(&bytes, &cuts)), whole);
     }
+}
+
+#[test]
+fn an_xread_reply_is_walked_raw_without_building_it() {
+    let wire = b"*1\r\n*2\r\n$5\r\np:log\r\n*2\r\n\
+                 *2\r\n$3\r\n7-0\r\n*4\r\n$1\r\nt\r\n$4\r\nnews\r\n$1\r\nd\r\n$2\r\nhi\r\n\
+                 *2\r\n$3\r\n8-0\r\n*2\r\n$1\r\nt\r\n$1\r\nx\r\n+OK\r\n";
+    let mut decoder = Decoder::new();
+    // Fed in two pieces: the reply's start stays until it is whole.
+    decoder.feed(&wire[..40]);
+    assert_eq!(decoder.next_raw(), Ok(None));
+    decoder.feed(&wire[40..]);
+    let raw = decoder.next_raw().unwrap().unwrap().to_vec();
+    assert_eq!(raw, &wire[..wire.len() - 5]);
+    let mut r = Reader::new(&raw);
+    assert_eq!(r.array(), Some(1));
+    assert_eq!(r.array(), Some(2));
+    assert_eq!(r.bulk(), Some(&b"p:log"[..]));
+    assert_eq!(r.array(), Some(2));
+    assert_eq!(r.array(), Some(2));
+    assert_eq!(r.bulk(), Some(&b"7-0"[..]));
+    assert_eq!(r.array(), Some(4));
+    assert_eq!(r.bulk(), Some(&b"t"[..]));
+    assert_eq!(r.bulk(), Some(&b"news"[..]));
+    assert_eq!(r.skip_value(), Some(()));
+    assert_eq!(r.bulk(), Some(&b"hi"[..]));
+    assert_eq!(r.skip_value(), Some(()), "the second entry, whole");
+    assert_eq!((r.remaining(), r.next_token()), (0, None));
+    // The next reply is built or raw, as asked.
+    assert_eq!(decoder.next_raw(), Ok(Some(&b"+OK\r\n"[..])));
+    assert_eq!(decoder.next_raw(), Ok(None));
+}
+
+#[test]
+fn a_reader_stops_at_bytes_that_are_not_resp() {
+    for odd in [
+        &b"\r\n"[..],
+        b"\r\n+OK\r\n",
+        b"+",
+        b"+OK\r",
+        b"+OK\rx",
+        b"$3\r\nab",
+        b"$3\r\nabcd\r\n",
+        b"$99999999999999999999999\r\n",
+        b":x\r\n",
+        b"*-2\r\n",
+        b"?\r\n",
+    ] {
+        let mut r = Reader::new(odd);
+        assert_eq!(r.next_token(), None, "{:?}", String::from_utf8_lossy(odd));
+    }
+    let mut r = Reader::new(b"*3\r\n:1\r\n");
+    assert_eq!(r.skip_value(), None, "an array cut short");
 }
