@@ -19,12 +19,14 @@ generator (bench/loadgen) to core 1.
            p50 / p99 / max on node 1 and on the *other* node; same for Nchan.
 - publish: `loadgen publish` (64 keep-alive connections, D publishes in
            flight each, 64-byte bodies) against one node on the Redis and,
-           for the ratio, one node with the in-memory log; Redis's
-           `used_memory` before and after, divided by the stream's length
-           (`--history` holds 100,000), gives Redis memory per 1,000 kept
-           messages.
+           for the ratio, one node with the in-memory log, runs
+           interleaved, each row `--repeat` times (5): its median run and
+           range are reported, as this shared machine's speed varies by
+           ±20 % from one run to the next. Redis's `used_memory` before and
+           after, divided by the stream's length (`--history` holds
+           100,000), gives Redis memory per 1,000 kept messages.
 
-    python3 bench/scaleout.py                    # everything, about 3 minutes
+    python3 bench/scaleout.py                    # everything, about 5 minutes
     python3 bench/scaleout.py --only latency     # fanout latency publish
     python3 bench/scaleout.py --duration 3       # a quick smoke run
 
@@ -286,33 +288,48 @@ def t_latency(a, R, redis):
 
 
 def t_publish(a, R, redis):
-    # The memory log first (for the ratio), then one node on the Redis with a
-    # history long enough to keep 100,000 messages.
-    for kind in ("memory", "redis"):
-        if kind == "memory":
-            node = Pushlab("pushlab-memory")
-        else:
-            node = Pushlab("pushlab-publish", redis.port, prefix="benchpub:",
-                           extra=["--history", str(a.kept)])
-            mem0 = used_memory(redis.port)
-        try:
+    # Both nodes up at once (the idle one costs nothing): the memory log, for
+    # the ratio, and one node on the Redis with a history long enough to keep
+    # 100,000 messages. The runs are interleaved (memory and Redis at D = 1,
+    # then at D = 8, --repeat times) so a noisy spell of the machine touches
+    # both logs alike; the report gives each one's median and range.
+    memory = Pushlab("pushlab-memory")
+    mem0 = used_memory(redis.port)
+    node = Pushlab("pushlab-publish", redis.port, prefix="benchpub:",
+                   extra=["--history", str(a.kept)])
+    try:
+        for rep in range(a.repeat):
             for depth in (1, 8):
-                cpu0 = cpu_seconds(redis.pid)
-                r = loadgen("publish", a.duration + 60, addr=f"127.0.0.1:{node.port}", conns=64,
-                            depth=depth, size=a.size, duration=a.duration, pid=node.pid,
-                            label=kind)
-                if kind == "redis":
-                    r["redis_cpu_s"] = round(cpu_seconds(redis.pid) - cpu0, 2)
-                R[("publish", kind, depth)] = r
-            if kind == "redis":
-                time.sleep(0.5)
-                mem1 = used_memory(redis.port)
-                kept = resp(redis.port, "XLEN", "benchpub:log")
-                R[("memory",)] = {"before": mem0, "after": mem1, "kept": kept, "size": a.size,
-                                  "bytes_per_1000": round((mem1 - mem0) / kept * 1000) if kept else 0}
-                log("  ", R[("memory",)])
-        finally:
-            node.stop()
+                for kind, n in (("memory", memory), ("redis", node)):
+                    cpu0 = cpu_seconds(redis.pid)
+                    r = loadgen("publish", a.duration + 60, addr=f"127.0.0.1:{n.port}", conns=64,
+                                depth=depth, size=a.size, duration=a.duration, pid=n.pid,
+                                label=kind)
+                    if kind == "redis":
+                        r["redis_cpu_s"] = round(cpu_seconds(redis.pid) - cpu0, 2)
+                    R.setdefault(("publish", kind, depth), {"runs": []})["runs"].append(r)
+        time.sleep(0.5)
+        mem1 = used_memory(redis.port)
+        kept = resp(redis.port, "XLEN", "benchpub:log")
+        R[("memory",)] = {"before": mem0, "after": mem1, "kept": kept, "size": a.size,
+                          "bytes_per_1000": round((mem1 - mem0) / kept * 1000) if kept else 0}
+        log("  ", R[("memory",)])
+    finally:
+        node.stop()
+        memory.stop()
+
+
+def median_run(entry):
+    """The run with the median publishes/s of `entry`'s runs, with the range
+    of all of them (`low`, `high`) and their number (`n`)."""
+    runs = [r for r in entry.get("runs", []) if "error" not in r]
+    if not runs:
+        return {}
+    runs.sort(key=lambda r: num(r, "publishes_per_s"))
+    mid = dict(runs[(len(runs) - 1) // 2])
+    mid.update(low=num(runs[0], "publishes_per_s"), high=num(runs[-1], "publishes_per_s"),
+               n=len(runs))
+    return mid
 
 
 # ---------------------------------------------------------------- report
@@ -384,23 +401,28 @@ def report(R, meta):
                           f"lost {int(num(m, 'lost'))}, node CPU {num(m, 'cpu_s_0'):.2f} s."]
         lines.append("")
     if ("publish", "redis", 1) in R:
+        P = {k: median_run(v) for k, v in R.items() if k[0] == "publish"}
+        runs = P[("publish", "redis", 1)].get("n", 0)
         lines += [f"### Publish throughput, one node: 64 connections, D publishes in flight each, "
-                  f"{meta['size']} B, {meta['duration']:g} s", "",
-                  "| log | D | publishes/s | p50 / p99 / max ms | refused | node CPU s | Redis CPU s |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                  f"{meta['size']} B, {meta['duration']:g} s, {runs} runs each (interleaved)", "",
+                  "The median run of each row, and the range of all its runs.", "",
+                  "| log | D | publishes/s, median | range | p50 / p99 / max ms | refused "
+                  "| node CPU s | Redis CPU s |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for kind in ("memory", "redis"):
             for depth in (1, 8):
-                r = R.get(("publish", kind, depth), {})
+                r = P.get(("publish", kind, depth), {})
                 lines.append(
                     f"| {kind} | {depth} | {num(r, 'publishes_per_s'):,.0f} | "
+                    f"{num(r, 'low'):,.0f}–{num(r, 'high'):,.0f} | "
                     f"{ms(num(r, 'p50_us'))} / {ms(num(r, 'p99_us'))} / {ms(num(r, 'max_us'))} | "
                     f"{int(num(r, 'refused'))} | {num(r, 'server_cpu_s'):.2f} | "
                     f"{r.get('redis_cpu_s', '–')} |")
         for depth in (1, 8):
-            m, r = R.get(("publish", "memory", depth), {}), R.get(("publish", "redis", depth), {})
+            m, r = P.get(("publish", "memory", depth), {}), P.get(("publish", "redis", depth), {})
             if num(m, "publishes_per_s"):
                 lines.append("")
-                lines.append(f"Redis / memory at D = {depth}: "
+                lines.append(f"Redis / memory at D = {depth} (medians): "
                              f"{num(r, 'publishes_per_s') / num(m, 'publishes_per_s'):.2f}×.")
         mem = R.get(("memory",))
         if mem:
@@ -422,6 +444,7 @@ def main():
     ap.add_argument("--rate", type=float, default=1000, help="publishes per second (latency)")
     ap.add_argument("--latency-subs", type=int, default=10, help="SSE subscribers per node (latency)")
     ap.add_argument("--kept", type=int, default=100000, help="--history of the publish node")
+    ap.add_argument("--repeat", type=int, default=5, help="runs of each publish row (median reported)")
     ap.add_argument("--servers", nargs="*", default=["pushlab", "nchan"])
     ap.add_argument("--conns", nargs="*", type=int, help="publishing connections (fanout; default 1 and --window)")
     ap.add_argument("--pushlab", help="the pushlab binary (default: the release build)")

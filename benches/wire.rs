@@ -3,12 +3,16 @@
 //! `cargo bench --bench wire` — request-head parse, WebSocket frame-header
 //! decode, unmasking 64 KiB next to a plain copy of the same bytes, the
 //! whole receive path of a WebSocket message (`Protocol::receive_data` to
-//! its event) at 16 B, 1 KiB and 64 KiB, and the SSE encoder.
+//! its event) at 16 B, 1 KiB and 64 KiB, the SSE encoder, and one `XREAD`
+//! reply of 200 log entries read as the Redis log's tail reads it: built
+//! into a `Reply` tree, or taken raw and walked in place.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use pushlab::redis::stream::decode_read_reply;
 use pushlab::wire::http1::{find_head_end, parse_head, HeadEnd};
+use pushlab::wire::resp::{encode_reply, Decoded, Decoder, Reply};
 use pushlab::wire::sse::encode_event;
 use pushlab::wire::websocket::{
     apply_mask, decode_header, encode_masked_frame, Event, Opcode, Protocol, Role,
@@ -151,8 +155,66 @@ fn sse_encode(c: &mut Criterion) {
     g.finish();
 }
 
+/// An `XREAD` reply of `n` entries as the append script writes them:
+/// 64-byte data, an origin, text.
+fn xread_reply(n: u64) -> Vec<u8> {
+    let bulk = |b: &[u8]| Reply::Bulk(b.to_vec());
+    let entries = (1..=n)
+        .map(|seq| {
+            Reply::Array(vec![
+                bulk(format!("{seq}-0").as_bytes()),
+                Reply::Array(vec![
+                    bulk(b"t"),
+                    bulk(b"bench"),
+                    bulk(b"d"),
+                    bulk(&[b'x'; 64]),
+                    bulk(b"o"),
+                    bulk(format!("k3v9x2:{seq}").as_bytes()),
+                    bulk(b"k"),
+                    bulk(b"t"),
+                ]),
+            ])
+        })
+        .collect();
+    let reply = Reply::Array(vec![Reply::Array(vec![
+        bulk(b"pushlab:log"),
+        Reply::Array(entries),
+    ])]);
+    let mut out = Vec::new();
+    encode_reply(&mut out, &reply);
+    out
+}
+
+fn resp_xread(c: &mut Criterion) {
+    let wire = xread_reply(200);
+    let mut g = c.benchmark_group("resp_xread_200");
+    g.throughput(Throughput::Elements(200));
+    g.bench_function("built", |b| {
+        b.iter(|| {
+            let mut d = Decoder::new();
+            d.feed(black_box(&wire));
+            let Ok(Decoded::Reply(reply)) = d.next_reply() else {
+                panic!("one reply")
+            };
+            black_box(reply)
+        })
+    });
+    g.bench_function("raw+entries", |b| {
+        b.iter(|| {
+            let mut d = Decoder::new();
+            d.feed(black_box(&wire));
+            let raw = d.next_raw().unwrap().unwrap();
+            let entries = decode_read_reply(raw).unwrap();
+            assert_eq!(entries.len(), 200);
+            black_box(entries.last().map(|e| e.seq))
+        })
+    });
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    resp_xread,
     head_parse,
     frame_decode,
     unmask,
