@@ -93,8 +93,11 @@ say "redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on
 timeout_s=1
 node_args=(--addr 127.0.0.1:0 --redis "redis://127.0.0.1:$redis_port"
   --history 300 --redis-timeout "${timeout_s}s" --heartbeat 1s)
-start_pushlab "$work/a.log" "${node_args[@]}"
+# Node A records every input: after the checks its session is replayed
+# (`pushlab replay --compare`), Redis's replies, reconnections and all.
+start_pushlab "$work/a.log" "${node_args[@]}" --record "$work/a.rec"
 port_a="$port"
+pid_a="${server_pids[0]}"
 start_pushlab "$work/b.log" "${node_args[@]}"
 port_b="$port"
 pid_b="${server_pids[1]}"
@@ -115,6 +118,18 @@ if [ "$status" -ne 0 ]; then
   tail -n 20 "$work/a.log" "$work/b.log" >&2 || true
   exit 1
 fi
+
+kill -TERM "$pid_a"
+for _ in $(seq 100); do
+  kill -0 "$pid_a" 2>/dev/null || break
+  sleep 0.1
+done
+if ! timeout 120 "$bin" replay --compare "$work/a.rec" >"$work/replay.txt" 2>&1; then
+  say "node A's recorded session did not replay identically:"
+  tail -n 5 "$work/replay.txt" >&2
+  exit 1
+fi
+say "node A's session replayed: $(tail -n 1 "$work/replay.txt")"
 
 # Three more nodes behind nginx; the first is the one killed.
 lb_ports=()

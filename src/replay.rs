@@ -14,6 +14,7 @@ use std::io::{IoSlice, Write};
 
 use crate::config::Config;
 use crate::engine::{ConnId, Engine, Input, Io, Peer, Written};
+use crate::log::LogEvent;
 use crate::record::{Decoder, Effect, End, FormatError, Header, Next, Record};
 use crate::time::Instant;
 
@@ -168,6 +169,14 @@ pub fn run(
                     // are inputs of their own, recorded as they happened.
                     engine.take_unread();
                 }
+                if takes_log_output(input) {
+                    // The shell hands the log's work to its driver here;
+                    // what the driver did comes back as recorded inputs.
+                    // Taking it matters: a Redis log counts a command as
+                    // sent (a reply may match it) only once it is taken,
+                    // and forms its batches of appends then.
+                    while engine.poll_log_output().is_some() {}
+                }
             }
             Record::Effect(e) => io.differ(format!(
                 "the recording has {} here, which the replay did not do",
@@ -190,6 +199,18 @@ pub fn run(
     }
     io.summary.cut |= rec.cut_at.is_some();
     Ok(io.summary)
+}
+
+/// Whether the shell takes the log's output right after `input`: at the
+/// end of every turn (`Server::flush_log`) and after each event of a log's
+/// connections (`Server::feed_redis`); a disk writer's reports wait for the
+/// end of the turn.
+fn takes_log_output(input: &Input) -> bool {
+    match input {
+        Input::EndTurn => true,
+        Input::Log(event) => !matches!(event, LogEvent::Disk(_)),
+        _ => false,
+    }
 }
 
 /// The engine's input for a connection accepted from `peer` (recorded as
