@@ -243,7 +243,8 @@ impl Conn {
 /// Where an append is.
 #[derive(Debug)]
 enum Sent {
-    /// Not sent yet: the link is logging in, or the script is reloading.
+    /// Not sent yet: waiting for the end of the turn (appends go out
+    /// together), for the link to log in, or for the script to reload.
     Held,
     InFlight,
     /// Redis took it as `epoch-seq`; the tail has not read it back yet.
