@@ -27,10 +27,10 @@ pub const MAX_TOPIC_LEN: usize = 128;
 /// loop and shared by all connections, so an idle connection holds none.
 pub const READ_CHUNK: usize = 64 * 1024;
 
-/// Most request bytes a client may pipeline behind a request that is still
-/// being answered (a held long poll, say). Past it the server stops reading
-/// that socket until the pending requests are answered.
-pub const MAX_PIPELINED_BYTES: usize = 64 * 1024;
+/// `--max-pipelined-bytes` by default: most request bytes a client may
+/// pipeline behind a request that is still being answered (a held long
+/// poll, say) — see [`Config::max_pipelined_bytes`].
+pub const DEFAULT_MAX_PIPELINED_BYTES: usize = 64 * 1024;
 
 /// Most `IoSlice`s handed to one `writev` (Linux's `IOV_MAX` is 1024).
 pub const MAX_IOVECS: usize = 256;
@@ -60,7 +60,8 @@ pub const CORS_MAX_AGE: Duration = Duration::from_secs(600);
 /// counting against `--assembly-memory`, so that small messages split across
 /// reads pass even when large ones have used the budget up. Times
 /// `--max-connections` (10,000 × 16 KiB = 160 MiB at the defaults), it is
-/// of the order of the other per-connection bounds ([`MAX_PIPELINED_BYTES`]).
+/// of the order of the other per-connection bounds
+/// ([`Config::max_pipelined_bytes`]).
 pub const ASSEMBLY_ALLOWANCE: usize = 16 * 1024;
 
 /// Longest token accepted (`Authorization: Bearer`, the `pushlab_token`
@@ -166,6 +167,13 @@ pub struct Config {
     /// Most bytes queued for one connection before it counts as a slow
     /// consumer and is disconnected (`--max-queued-bytes`).
     pub max_queued_bytes: usize,
+    /// Most request bytes one connection may have received and not yet
+    /// answered (`--max-pipelined-bytes`, at least [`MAX_HEAD_BYTES`] so a
+    /// request head always fits): past it the server stops reading that
+    /// socket until answers go out (TCP then pushes back on the client).
+    /// Also bounds the messages of publishes pipelined behind one waiting
+    /// for its commit, which are appended before it is answered.
+    pub max_pipelined_bytes: usize,
     /// Bearer token required by `POST /publish` (`--publish-token`) → `401`.
     pub publish_token: Option<String>,
     /// Origins allowed to open WebSockets and to use the HTTP endpoints
@@ -219,6 +227,7 @@ impl Default for Config {
             ws_deflate: true,
             ws_deflate_threshold: 128,
             max_queued_bytes: 1024 * 1024,
+            max_pipelined_bytes: DEFAULT_MAX_PIPELINED_BYTES,
             publish_token: None,
             allow_origins: Vec::new(),
             trace: false,

@@ -10,7 +10,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use pushlab::auth::{Algorithm, Key, Policy, Secret, TopicPattern, Verifier};
-use pushlab::config::{parse_addr, parse_duration, parse_size, Config};
+use pushlab::config::{parse_addr, parse_duration, parse_size, Config, MAX_HEAD_BYTES};
 use pushlab::redis::url::RedisUrl;
 use pushlab::server::Server;
 
@@ -67,6 +67,19 @@ fn positive_size(s: &str) -> Result<usize, String> {
         0 => Err(ZERO.into()),
         n => Ok(n),
     }
+}
+
+/// `--max-pipelined-bytes`: below the largest request head, a connection
+/// holding part of a head could stop being read and never finish it.
+fn pipelined_size(s: &str) -> Result<usize, String> {
+    let n = size(s)?;
+    if n < MAX_HEAD_BYTES {
+        return Err(format!(
+            "must be at least {}KiB, the largest request head",
+            MAX_HEAD_BYTES / 1024
+        ));
+    }
+    Ok(n)
 }
 
 fn positive_count(s: &str) -> Result<usize, String> {
@@ -205,6 +218,11 @@ struct ServeArgs {
     /// Bytes queued for one subscriber before it is cut as a slow consumer.
     #[arg(long, default_value = "1MiB", value_parser = positive_size)]
     max_queued_bytes: usize,
+    /// Request bytes one connection may have received and not yet answered
+    /// (requests pipelined behind a held one) before its socket is not
+    /// read; at least 16KiB, the largest request head.
+    #[arg(long, default_value = "64KiB", value_parser = pipelined_size)]
+    max_pipelined_bytes: usize,
     /// Require `Authorization: Bearer TOKEN` on POST /publish → 401.
     #[arg(long)]
     publish_token: Option<String>,
@@ -320,6 +338,7 @@ impl ServeArgs {
             ws_deflate: self.ws_deflate,
             ws_deflate_threshold: self.ws_deflate_threshold,
             max_queued_bytes: self.max_queued_bytes,
+            max_pipelined_bytes: self.max_pipelined_bytes,
             publish_token: self.publish_token,
             allow_origins: self.allow_origin,
             trace: self.trace,

@@ -98,6 +98,7 @@ fn help_documents_every_limit() {
         "--ws-ping",
         "--ws-max-message",
         "--max-queued-bytes",
+        "--max-pipelined-bytes",
         "--publish-token",
         "--allow-origin",
         "--trace",
@@ -229,6 +230,12 @@ fn zero_limits_and_unknown_units_are_refused_clearly() {
             "{flag}: {err}"
         );
     }
+    // Below the largest request head a half-received head could stall.
+    let err = refused(&["--addr", "127.0.0.1:0", "--max-pipelined-bytes", "8KiB"]);
+    assert!(
+        err.contains("--max-pipelined-bytes") && err.contains("at least 16KiB"),
+        "{err}"
+    );
     let err = refused(&["--max-message", "64xb"]);
     assert!(err.contains("KiB") && err.contains("MiB"), "{err}");
     let err = refused(&["--addr", "example.com:80"]);

@@ -414,7 +414,7 @@ fn nothing_is_taken_past_a_publish_that_closes_the_connection() {
 fn pipelined_publishes_waiting_together_stay_within_the_pipelining_bound() {
     let mut engine = engine();
     let mut io = Sink::default();
-    let body = "x".repeat(crate::config::MAX_PIPELINED_BYTES / 2 - 100);
+    let body = "x".repeat(crate::config::DEFAULT_MAX_PIPELINED_BYTES / 2 - 100);
     let publish = format!(
         "POST /publish?topic=a HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()

@@ -425,7 +425,10 @@ impl Engine {
     /// Whether the shell should read `conn` now. False while the session
     /// holds enough unanswered input or output (back-pressure).
     pub fn wants_read(&self, conn: ConnId) -> bool {
-        self.conns.get(conn).is_some_and(|c| c.session.wants_read())
+        let limit = self.config.max_pipelined_bytes;
+        self.conns
+            .get(conn)
+            .is_some_and(|c| c.session.wants_read(limit))
     }
 
     /// Reading `conn` stopped before `WouldBlock`: the session wanted no
@@ -811,7 +814,10 @@ impl Engine {
     /// read again is read again this turn (no edge would wake it).
     fn resume_reading(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.get_mut(conn) {
-            if c.read_pending && c.session.wants_read() && !self.unread.contains(&conn) {
+            if c.read_pending
+                && c.session.wants_read(self.config.max_pipelined_bytes)
+                && !self.unread.contains(&conn)
+            {
                 self.unread.push(conn);
             }
         }

@@ -10,7 +10,7 @@ use super::cors;
 use super::routing::{route, Route, Routed};
 use super::{Ctx, Lifecycle, Refusal, Session, State};
 use crate::clients;
-use crate::config::{MAX_HEAD_BYTES, MAX_PIPELINED_BYTES};
+use crate::config::MAX_HEAD_BYTES;
 use crate::hub::{encode_binary, HubError, Kind, Message, Ticket};
 use crate::stats::Transport;
 use crate::wire::http1::{
@@ -71,7 +71,7 @@ pub struct Pending {
 /// The publishes of a connection waiting for their commits, in request
 /// order: the first one, and those pipelined behind it whose requests were
 /// already whole ([`Session::step_pipelined_publish`]). Their messages
-/// together stay within [`MAX_PIPELINED_BYTES`], the bound on what a
+/// together stay within `--max-pipelined-bytes`, the bound on what a
 /// connection may have waiting behind a request that is not answered yet.
 #[derive(Debug)]
 pub struct Publishing {
@@ -531,7 +531,10 @@ impl Session {
         if !last.is_some_and(|p| p.req.keep_alive) || (self.behind_proxy && self.client.is_none()) {
             return false;
         }
-        let room = MAX_PIPELINED_BYTES.saturating_sub(publishing.bytes);
+        let room = ctx
+            .config
+            .max_pipelined_bytes
+            .saturating_sub(publishing.bytes);
         let Some(next) = self.peek_publish(room.min(ctx.config.max_message), ctx) else {
             return false;
         };

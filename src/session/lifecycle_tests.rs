@@ -89,7 +89,10 @@ impl Conn {
     }
 
     fn input(&mut self, bytes: &[u8]) {
-        assert!(self.s.wants_read(), "the session does not read");
+        assert!(
+            self.s.wants_read(self.rig.config.max_pipelined_bytes),
+            "the session does not read"
+        );
         self.call(|s, ctx| s.handle_input(bytes, ctx));
         self.settle();
     }
@@ -366,7 +369,7 @@ fn requests_pipelined_before_a_half_close_are_answered_behind_a_full_queue() {
         let queued = String::from_utf8_lossy(&c.s.output().to_vec()).into_owned();
         assert_eq!(queued.matches("HTTP/1.1 200").count(), 1, "the others wait");
         c.eof();
-        assert!(!c.s.wants_read());
+        assert!(!c.s.wants_read(c.rig.config.max_pipelined_bytes));
         assert!(!c.closed);
         c.write_all();
         assert_eq!(c.responses("200 OK"), 3, "{max_queued_bytes}");
@@ -448,5 +451,35 @@ fn a_queue_written_out_at_once_changes_no_deadline() {
         assert_eq!(c.s.next_deadline(), heartbeat, "queued");
         c.write_all();
         assert_eq!(c.s.next_deadline(), heartbeat, "written");
+    }
+}
+
+/// `--max-pipelined-bytes`: requests pipelined behind a held long poll wait
+/// unanswered in the input; past the limit the socket is not read (TCP
+/// pushes back on the client), and once the held request is answered the
+/// ones behind it are, and reading resumes.
+#[test]
+fn past_max_pipelined_bytes_behind_a_held_request_the_socket_is_not_read() {
+    let held: &[u8] = b"GET /long-poll?topic=a HTTP/1.1\r\nHost: t\r\n\r\n";
+    let behind = POLL_A.repeat(500);
+    assert!(behind.len() > 16 * 1024 && behind.len() < 64 * 1024);
+    for (limit, reads) in [
+        (16 * 1024, false),
+        (crate::config::DEFAULT_MAX_PIPELINED_BYTES, true),
+    ] {
+        let mut c = Conn::new(Config {
+            max_pipelined_bytes: limit,
+            ..Config::default()
+        });
+        c.input(&[held, &behind].concat());
+        c.write_all();
+        assert_eq!(c.responses("200 OK"), 0, "all wait behind the held poll");
+        assert_eq!(c.s.wants_read(limit), reads, "limit {limit}");
+        // The poll's hold ends (30 s by default): it and the 500 behind it
+        // are answered, and the socket is read again.
+        c.advance_to(secs(31));
+        c.write_all();
+        assert_eq!(c.responses("200 OK"), 501, "limit {limit}");
+        assert!(c.s.wants_read(limit), "limit {limit}");
     }
 }

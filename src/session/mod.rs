@@ -73,7 +73,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::clients::Clients;
-use crate::config::{Config, MAX_PIPELINED_BYTES};
+use crate::config::Config;
 use crate::hub::{Hub, HubError, Message, Notice, SubscriberId, Ticket};
 use crate::stats::{Stats, TraceEvent, Tracer, Transport};
 use crate::timers::Instant;
@@ -328,8 +328,10 @@ impl Session {
     }
 
     /// Whether the event loop should read from the socket. False while
-    /// enough pipelined input or output is waiting (back-pressure).
-    pub fn wants_read(&self) -> bool {
+    /// enough pipelined input or output is waiting (back-pressure):
+    /// `max_pipelined_bytes` of input received and not yet answered
+    /// (`--max-pipelined-bytes`).
+    pub fn wants_read(&self, max_pipelined_bytes: usize) -> bool {
         match self.lifecycle {
             Lifecycle::Open => {}
             Lifecycle::Lingering => return true,
@@ -340,7 +342,7 @@ impl Session {
             // answers (echoes, pongs) is not read until they are written.
             return !self.peer_eof && ws.wants_read(self.out.len());
         }
-        !self.peer_eof && self.input.len() < MAX_PIPELINED_BYTES
+        !self.peer_eof && self.input.len() < max_pipelined_bytes
     }
 
     /// The earliest instant at which [`Session::handle_timeout`] must run.

@@ -5,7 +5,7 @@
 //! masks.
 
 use super::*;
-use crate::config::Config;
+use crate::config::{Config, DEFAULT_MAX_PIPELINED_BYTES};
 use crate::stats::Counters;
 use crate::testkit::{self, ms, Rig};
 use crate::wire::websocket::{encode_masked_frame, ControlOpcode};
@@ -755,12 +755,15 @@ fn an_echo_client_that_does_not_read_is_not_read_either() {
     });
     let mut s = rig.open(1, "/echo");
     rig.send(&mut s, &client(BINARY, &[0; 600]));
-    assert!(s.wants_read());
+    assert!(s.wants_read(DEFAULT_MAX_PIPELINED_BYTES));
     rig.send(&mut s, &client(BINARY, &[0; 600]));
-    assert!(!s.wants_read(), "back-pressure, not a cut");
+    assert!(
+        !s.wants_read(DEFAULT_MAX_PIPELINED_BYTES),
+        "back-pressure, not a cut"
+    );
     assert_eq!(s.lifecycle(), Lifecycle::Open);
     s.output().take_all();
-    assert!(s.wants_read());
+    assert!(s.wants_read(DEFAULT_MAX_PIPELINED_BYTES));
 }
 
 #[test]
