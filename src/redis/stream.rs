@@ -140,10 +140,10 @@ pub struct Entry<'a> {
 /// left out.
 pub fn decode_read_reply(reply: &[u8]) -> Result<Vec<Entry<'_>>, Unexpected> {
     let mut r = Reader::new(reply);
+    // What went wrong, with the reply's start (not cut inside a character).
     let bad = |what: &str| {
-        let mut text = format!("{what}: {:?}", String::from_utf8_lossy(reply));
-        text.truncate(200);
-        Unexpected(text)
+        let start = String::from_utf8_lossy(&reply[..reply.len().min(160)]);
+        Unexpected(format!("{what}: {start:?}"))
     };
     let streams = match r.next_token() {
         Some(Token::NullArray) => return Ok(Vec::new()),
@@ -289,6 +289,11 @@ mod tests {
         }
         // Cut short: not the reply of a whole XREAD.
         assert!(decode_read_reply(&reply[..reply.len() - 3]).is_err());
+        // The error quotes the reply's start without cutting a character.
+        let accents = wire(&Reply::Array(vec![bulk(&"é".repeat(150))]));
+        for cut in 150..160 {
+            assert!(decode_read_reply(&accents[..cut]).is_err());
+        }
     }
 
     #[test]
