@@ -10,7 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use pushlab::wire::resp::{
-    encode_reply, Decoded, Decoder, Limits, Reader, Reply, RespError, Token,
+    encode_reply, Decoded, Decoder, Limits, Reader, Reply, RespError,
 };
 use pushlab_fuzz::{control, split};
 
@@ -34,23 +34,6 @@ fn run(limits: Limits, pieces: &[&[u8]]) -> (Vec<Reply>, Option<RespError>) {
     (replies, None)
 }
 
-/// The value a `Reader` reads from its next tokens.
-fn read_back(reader: &mut Reader<'_>) -> Option<Reply> {
-    Some(match reader.next_token()? {
-        Token::Simple(s) => Reply::Simple(s.to_vec()),
-        Token::Error(s) => Reply::Error(s.to_vec()),
-        Token::Integer(n) => Reply::Integer(n),
-        Token::Bulk(b) => Reply::Bulk(b.to_vec()),
-        Token::NullBulk => Reply::NullBulk,
-        Token::NullArray => Reply::NullArray,
-        Token::Array(len) => Reply::Array(
-            (0..len)
-                .map(|_| read_back(reader))
-                .collect::<Option<Vec<_>>>()?,
-        ),
-    })
-}
-
 /// Like `run`, every reply taken raw and read back.
 fn run_raw(limits: Limits, pieces: &[&[u8]]) -> (Vec<Reply>, Option<RespError>) {
     let mut decoder = Decoder::with_limits(limits);
@@ -61,7 +44,7 @@ fn run_raw(limits: Limits, pieces: &[&[u8]]) -> (Vec<Reply>, Option<RespError>) 
             match decoder.next_raw() {
                 Ok(Some(bytes)) => {
                     let mut reader = Reader::new(bytes);
-                    replies.push(read_back(&mut reader).expect("checked bytes read back"));
+                    replies.push(reader.reply().expect("checked bytes read back"));
                     assert_eq!(reader.remaining(), 0, "one reply, all its bytes");
                 }
                 Ok(None) => break,

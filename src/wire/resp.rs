@@ -511,8 +511,12 @@ impl Decoder {
     pub fn next_reply(&mut self) -> Result<Decoded, RespError> {
         Ok(match self.next(false)? {
             Next::Reply(reply) => Decoded::Reply(reply),
-            // Only when a reply begun by `next_raw` is finished here.
-            Next::Raw(bytes) => Decoded::Reply(Reply::Bulk(bytes.to_vec())),
+            // Only when a reply begun by `next_raw` is finished here: its
+            // checked bytes, built.
+            Next::Raw(bytes) => Decoded::Reply(Reader::new(bytes).reply().ok_or(
+                // Unreachable: the bytes were checked as one reply.
+                RespError::BadLength,
+            )?),
             Next::Incomplete => Decoded::Incomplete,
         })
     }

@@ -1,7 +1,7 @@
 //! Walking one reply's bytes without building it: the other half of
 //! [`Decoder::next_raw`](super::Decoder::next_raw).
 
-use super::{parse_integer, parse_length};
+use super::{parse_integer, parse_length, Reply, PREALLOC_ITEMS};
 
 /// One RESP2 value's header, or a whole value that has no elements. The
 /// bytes are borrowed from the reply.
@@ -93,6 +93,41 @@ impl<'a> Reader<'a> {
         match self.next_token()? {
             Token::Array(len) => Some(len),
             _ => None,
+        }
+    }
+
+    /// The next whole value, built: the [`Reply`] that
+    /// [`Decoder::next_reply`](super::Decoder::next_reply) gives for the
+    /// same bytes. `None` at bytes that are not RESP2.
+    pub fn reply(&mut self) -> Option<Reply> {
+        // Arrays being filled, outermost first, and their elements to come.
+        let mut open: Vec<(Vec<Reply>, usize)> = Vec::new();
+        loop {
+            let mut value = match self.next_token()? {
+                Token::Simple(s) => Reply::Simple(s.to_vec()),
+                Token::Error(s) => Reply::Error(s.to_vec()),
+                Token::Integer(n) => Reply::Integer(n),
+                Token::Bulk(b) => Reply::Bulk(b.to_vec()),
+                Token::NullBulk => Reply::NullBulk,
+                Token::NullArray => Reply::NullArray,
+                Token::Array(0) => Reply::Array(Vec::new()),
+                Token::Array(len) => {
+                    open.push((Vec::with_capacity(len.min(PREALLOC_ITEMS)), len));
+                    continue;
+                }
+            };
+            loop {
+                let Some((items, left)) = open.last_mut() else {
+                    return Some(value);
+                };
+                items.push(value);
+                *left -= 1;
+                if *left > 0 {
+                    break;
+                }
+                let (items, _) = open.pop().expect("checked above");
+                value = Reply::Array(items);
+            }
         }
     }
 

@@ -41,23 +41,6 @@ enum Mode {
     Alternating,
 }
 
-/// The value a [`Reader`] reads from its next tokens.
-fn read_back(reader: &mut Reader<'_>) -> Option<Reply> {
-    Some(match reader.next_token()? {
-        Token::Simple(s) => Reply::Simple(s.to_vec()),
-        Token::Error(s) => Reply::Error(s.to_vec()),
-        Token::Integer(n) => Reply::Integer(n),
-        Token::Bulk(b) => Reply::Bulk(b.to_vec()),
-        Token::NullBulk => Reply::NullBulk,
-        Token::NullArray => Reply::NullArray,
-        Token::Array(len) => Reply::Array(
-            (0..len)
-                .map(|_| read_back(reader))
-                .collect::<Option<Vec<_>>>()?,
-        ),
-    })
-}
-
 /// Like [`decode_chunks`], taking raw replies as `mode` says: each raw
 /// reply is read back with a [`Reader`], which must take all its bytes
 /// (and skip it whole as well).
@@ -78,7 +61,7 @@ fn decode_modes(limits: Limits, chunks: &[&[u8]], mode: Mode) -> (Vec<Reply>, Op
                 Ok(Next::Reply(r)) => replies.push(r),
                 Ok(Next::Raw(bytes)) => {
                     let mut reader = Reader::new(bytes);
-                    replies.push(read_back(&mut reader).expect("checked bytes read back"));
+                    replies.push(reader.reply().expect("checked bytes read back"));
                     assert_eq!(reader.remaining(), 0, "one reply, all of its bytes");
                     let mut skipper = Reader::new(bytes);
                     assert_eq!(skipper.skip_value(), Some(()));
@@ -834,4 +817,20 @@ fn a_reader_stops_at_bytes_that_are_not_resp() {
     }
     let mut r = Reader::new(b"*3\r\n:1\r\n");
     assert_eq!(r.skip_value(), None, "an array cut short");
+}
+
+#[test]
+fn a_reply_begun_raw_and_finished_by_next_reply_comes_built() {
+    let reply = Reply::Array(vec![bulk("a"), Reply::Integer(7), Reply::NullBulk]);
+    let wire = encoded(&reply);
+    let mut decoder = Decoder::new();
+    decoder.feed(&wire[..5]);
+    assert_eq!(decoder.next_raw(), Ok(None));
+    decoder.feed(&wire[5..]);
+    assert_eq!(decoder.next_reply(), Ok(Decoded::Reply(reply.clone())));
+    // And the other way round: begun built, finished raw, the same bytes.
+    decoder.feed(&wire[..5]);
+    assert_eq!(decoder.next_reply(), Ok(Decoded::Incomplete));
+    decoder.feed(&wire[5..]);
+    assert_eq!(decoder.next_raw(), Ok(Some(&wire[..])));
 }
