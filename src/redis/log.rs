@@ -727,24 +727,24 @@ impl Log for RedisLog {
                     let matched = c
                         .pipeline
                         .next_match(|cmd| matches!(cmd, Cmd::Read), &mut raw);
+                    let incomplete = matches!(matched, Ok(Matched::Incomplete));
                     if matches!(matched, Ok(Matched::Reply(..) | Matched::Raw(_))) {
                         c.deadlines.pop_front();
                         c.heard_at = now;
                     }
                     match matched {
                         Ok(Matched::Reply(cmd, reply)) => self.handle_reply(link, cmd, reply, now),
-                        Ok(Matched::Raw(_)) => {
-                            self.handle_read_reply(&raw, now);
-                            self.raw_reply = raw;
-                        }
-                        Ok(Matched::Incomplete) => {
-                            self.raw_reply = raw;
-                            return;
-                        }
+                        Ok(Matched::Raw(_)) => self.handle_read_reply(&raw, now),
+                        Ok(Matched::Incomplete) => {}
                         Err(e) => {
                             let why = format!("Redis sent what cannot be trusted: {e}");
                             return self.fail(link, why, now, true);
                         }
+                    }
+                    // Kept for its capacity.
+                    self.raw_reply = raw;
+                    if incomplete {
+                        return;
                     }
                 }
             }

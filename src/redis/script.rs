@@ -238,13 +238,11 @@ pub struct Origin<'a> {
 }
 
 impl<'a> Origin<'a> {
-    /// `<node>:<ticket>`.
-    pub fn encode(node: &str, ticket: u64) -> Vec<u8> {
-        let mut out = Vec::with_capacity(node.len() + 21);
+    /// Appends `<node>:<ticket>` to `out`.
+    pub fn encode_into(out: &mut Vec<u8>, node: &str, ticket: u64) {
         out.extend_from_slice(node.as_bytes());
         out.push(b':');
-        crate::ids::push_decimal(&mut out, ticket);
-        out
+        crate::ids::push_decimal(out, ticket);
     }
 
     /// Reads `<node>:<ticket>`; `None` for anything else (an entry added

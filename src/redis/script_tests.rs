@@ -41,7 +41,9 @@ fn the_sha_named_in_the_code_is_the_sha_of_the_script() {
 
 #[test]
 fn an_origin_names_the_node_and_the_ticket() {
-    assert_eq!(Origin::encode("k3v9", 42), b"k3v9:42");
+    let mut encoded = b"before ".to_vec();
+    Origin::encode_into(&mut encoded, "k3v9", 42);
+    assert_eq!(encoded, b"before k3v9:42");
     assert_eq!(
         Origin::parse(b"k3v9:42"),
         Some(Origin {

@@ -51,23 +51,25 @@ impl RedisLog {
     /// that order.
     fn send_batch(&mut self, tickets: Box<[Ticket]>, now: Instant) {
         let deadline = now + self.timeout();
+        // Every origin in one buffer: `spans` says where each one is.
         let mut origins = Vec::with_capacity(tickets.len() * (self.node.len() + 8));
-        let mut ends = Vec::with_capacity(tickets.len());
-        for &ticket in tickets.iter() {
-            origins.extend_from_slice(&Origin::encode(&self.node, ticket));
-            ends.push(origins.len());
-        }
+        let spans: Vec<std::ops::Range<usize>> = tickets
+            .iter()
+            .map(|&ticket| {
+                let start = origins.len();
+                Origin::encode_into(&mut origins, &self.node, ticket);
+                start..origins.len()
+            })
+            .collect();
         let messages: Vec<Message<'_>> = tickets
             .iter()
-            .zip(&ends)
-            .enumerate()
-            .map(|(i, (ticket, &end))| {
-                let start = if i == 0 { 0 } else { ends[i - 1] };
+            .zip(spans)
+            .map(|(ticket, span)| {
                 let p = &self.appends[ticket];
                 Message {
                     topic: p.topic.as_bytes(),
                     data: p.data.as_bytes(),
-                    origin: &origins[start..end],
+                    origin: &origins[span],
                     kind: p.kind,
                 }
             })
